@@ -114,7 +114,7 @@ def _tiny_tokenizer_json() -> str:
     """Train a small byte-level BPE on a built-in corpus: deterministic, offline, ~1 s."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    
+
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -272,7 +272,8 @@ def load(spec: str, dtype: torch.dtype = torch.float32,
     where = resolve(spec)
     if where.kind == "tiny":
         tok = _finish_tokenizer(tiny_tokenizer())
-        model = tiny_model(len(tok), seed=seed)
+        model = tiny_model(len(tok), seed=seed, pad_token_id=tok.pad_token_id,
+                           bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
     elif where.kind == "bundled":
         folder = _bundled_folder()
         model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)

@@ -1,0 +1,5 @@
+"""``python -m forgetkit`` runs the command-line tool."""
+
+from forgetkit.cli import app
+
+app()

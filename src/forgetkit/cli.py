@@ -1,0 +1,183 @@
+"""The ``forgetkit`` command. Each subcommand is a thin shell over a library function."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from forgetkit import models
+
+app = typer.Typer(help="Control what a fine-tuned language model keeps and what it loses.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+data_app = typer.Typer(help="Make and inspect QA datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+def _fail(err: Exception) -> None:
+    typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code=2)
+
+
+# Errors a user can fix from the message alone: shown without a traceback.
+def _user_errors() -> tuple[type[Exception], ...]:
+    from forgetkit.config import ConfigError
+    from forgetkit.data.records import DataError
+
+    return (ConfigError, DataError, models.ModelLoadError, FileExistsError, FileNotFoundError,
+            ValueError)
+
+
+@data_app.command("synth")
+def data_synth(
+    kind: Annotated[str, typer.Option(help="contracts | authors | unverifiable | known")],
+    output: Annotated[Path, typer.Option(help="JSONL file to write")],
+    n: Annotated[int, typer.Option(help="entities (contracts, authors) or questions")] = 10,
+    seed: Annotated[int, typer.Option(help="random seed; same seed, same data")] = 0,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing output file")] = False,
+) -> None:
+    """Write a seeded synthetic QA dataset."""
+    from forgetkit.data.records import write_qa
+    from forgetkit.data.synth import synth
+
+    try:
+        if output.exists() and not overwrite:
+            raise FileExistsError(f"{output}: exists; pass --overwrite to replace it")
+        records = synth(kind, n, seed)
+        write_qa(records, output)
+    except _user_errors() as err:
+        _fail(err)
+    typer.echo(f"wrote {len(records)} {kind} records to {output}")
+
+
+@app.command()
+def train(
+    config: Annotated[Path | None, typer.Option(help="YAML file with the same keys as the flags")] = None,  # noqa: E501
+    model: Annotated[str | None, typer.Option(help="model spec (folder, .gguf, hub id, smollm2-135m-instruct)")] = None,  # noqa: E501
+    data: Annotated[Path | None, typer.Option(help="training QA file (.jsonl/.json)")] = None,
+    method: Annotated[str | None, typer.Option(help="method preset (full, lora, ...)")] = None,
+    output: Annotated[Path | None, typer.Option(help="folder for the checkpoint")] = None,
+    epochs: Annotated[float | None, typer.Option()] = None,
+    learning_rate: Annotated[float | None, typer.Option("--learning-rate", "--lr", help="peak learning rate (default: the method's)")] = None,  # noqa: E501
+    batch_size: Annotated[int | None, typer.Option(help="per-process batch size")] = None,
+    gradient_accumulation: Annotated[int | None, typer.Option()] = None,
+    max_steps: Annotated[int | None, typer.Option(help="optimizer steps; -1 = by epochs")] = None,  # noqa: E501
+    seed: Annotated[int | None, typer.Option()] = None,
+    max_length: Annotated[int | None, typer.Option()] = None,
+    lr_scheduler: Annotated[str | None, typer.Option(help="linear | cosine | constant")] = None,  # noqa: E501
+    warmup_ratio: Annotated[float | None, typer.Option()] = None,
+    weight_decay: Annotated[float | None, typer.Option()] = None,
+    save_strategy: Annotated[str | None, typer.Option(help="no | epoch | steps (resumable checkpoints)")] = None,  # noqa: E501
+    save_steps: Annotated[int | None, typer.Option()] = None,
+    lora_r: Annotated[int | None, typer.Option()] = None,
+    lora_alpha: Annotated[float | None, typer.Option()] = None,
+    lora_dropout: Annotated[float | None, typer.Option()] = None,
+    overwrite: Annotated[bool | None, typer.Option("--overwrite", help="replace an existing output")] = None,  # noqa: E501
+    resume: Annotated[bool | None, typer.Option("--resume", help="continue from the last checkpoint of this output")] = None,  # noqa: E501
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="hide progress bars")] = False,  # noqa: E501
+) -> None:
+    """Fine-tune a model on a QA file with a method preset."""
+    flags = {k: v for k, v in locals().items() if k not in ("config", "no_progress")}
+    from forgetkit.config import load_train_config
+    from forgetkit.train.run import train as run_train
+
+    if no_progress:
+        flags["progress"] = False
+    try:
+        cfg = load_train_config(config, **flags)
+        out = run_train(cfg)
+    except _user_errors() as err:
+        _fail(err)
+    typer.echo(f"saved {out}")
+
+
+@app.command("eval")
+def eval_cmd(
+    model: Annotated[str, typer.Option(help="model spec to evaluate")],
+    output: Annotated[Path, typer.Option(help="JSON file for the results")],
+    ft: Annotated[list[Path] | None, typer.Option(help="fine-tuning questions: FT score")] = None,  # noqa: E501
+    unseen: Annotated[list[Path] | None, typer.Option(help="questions about unseen entities: IDK rate")] = None,  # noqa: E501
+    known: Annotated[list[Path] | None, typer.Option(help="questions the base knows: accuracy")] = None,  # noqa: E501
+    reference: Annotated[str | None, typer.Option(help="model spec for next-token KL (e.g. the base)")] = None,  # noqa: E501
+    suite: Annotated[str, typer.Option(help="core (the only suite so far)")] = "core",
+    max_new_tokens: Annotated[int, typer.Option()] = 48,
+    batch_size: Annotated[int, typer.Option()] = 16,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing output file")] = False,
+) -> None:
+    """Evaluate one model: generation once per question set, every metric from it."""
+    from forgetkit.eval.cli import run_eval
+
+    try:
+        result = run_eval(model=model, output=output, ft=ft or [], unseen=unseen or [],
+                          known=known or [], reference=reference, suite=suite,
+                          max_new_tokens=max_new_tokens, batch_size=batch_size,
+                          overwrite=overwrite)
+    except _user_errors() as err:
+        _fail(err)
+    from forgetkit.eval.evaluate import headline
+
+    for key, value in headline(result).items():
+        typer.echo(f"{key:>40}: {value:.4f}")
+    typer.echo(f"wrote {output}")
+
+
+@app.command("prepare-base")
+def prepare_base_cmd(
+    rebuild: Annotated[bool, typer.Option(help="rebuild even if cached")] = False,
+    no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
+) -> None:
+    """Build the ignorance-aware base from SmolLM2 (cached by a hash of its recipe)."""
+    from forgetkit.testbed.base import base_model_dir, prepare_base, summary_lines
+
+    try:
+        folder, report = prepare_base(rebuild=rebuild, progress=not no_progress)
+    except _user_errors() as err:
+        _fail(err)
+    for line in summary_lines(report):
+        typer.echo(line)
+    typer.echo(f"aligned base: {base_model_dir(folder)}")
+
+
+@app.command()
+def demo(
+    output: Annotated[Path, typer.Option(help="results folder")] = Path("results/demo"),
+    quick: Annotated[bool, typer.Option(help="smaller run (about 5 minutes)")] = False,
+    overwrite: Annotated[bool, typer.Option(help="replace an existing results folder")] = False,
+    no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
+) -> None:
+    """The main job: aligned base -> contracts -> full and LoRA fine-tunes -> report."""
+    from forgetkit.testbed.demo import run_demo
+
+    try:
+        folder = run_demo(output=output, quick=quick, overwrite=overwrite,
+                          progress=not no_progress)
+    except _user_errors() as err:
+        _fail(err)
+    typer.echo((folder / "results.md").read_text())
+    typer.echo(f"results in {folder}")
+
+
+@app.command()
+def report(
+    results: Annotated[Path, typer.Argument(help="results.json written by demo")],
+) -> None:
+    """Re-render the Markdown table and chart of a results.json."""
+    from forgetkit.report.render import render_results
+
+    try:
+        data = json.loads(results.read_text())
+        folder = render_results(data, results.parent)
+    except (OSError, json.JSONDecodeError, KeyError) as err:
+        _fail(ValueError(f"{results}: not a forgetkit results file ({err})"))
+    typer.echo((folder / "results.md").read_text())
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Typed configs. Every command-line flag of ``forgetkit train`` is a field here, and a YAML
+file given with ``--config`` sets the same fields by the same names (flags win)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class ConfigError(ValueError):
+    """A config file or flag is invalid; the message names the key and the file."""
+
+
+class TrainConfig(BaseModel):
+    """Options of one fine-tuning run (``forgetkit train``)."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    model: str = Field("smollm2-135m-instruct", description="model spec to fine-tune")
+    data: Path | None = Field(None, description="training QA file (.jsonl / .json)")
+    method: str = Field("full", description="training method preset, e.g. full, lora")
+    output: Path | None = Field(None, description="folder for the fine-tuned checkpoint")
+    overwrite: bool = Field(False, description="replace an existing output folder")
+    resume: bool = Field(False, description="continue from the last checkpoint of this output")
+    epochs: float = Field(3.0, gt=0)
+    learning_rate: float | None = Field(
+        None, gt=0, description="peak learning rate; default depends on the method")
+    batch_size: int = Field(8, ge=1, description="per-process batch size")
+    gradient_accumulation: int = Field(1, ge=1)
+    max_steps: int = Field(-1, description="stop after this many optimizer steps (-1: epochs)")
+    seed: int = 0
+    max_length: int = Field(256, ge=8, description="longest tokenised example")
+    lr_scheduler: Literal["linear", "cosine", "constant"] = "linear"
+    warmup_ratio: float = Field(0.0, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    save_strategy: Literal["no", "epoch", "steps"] = Field(
+        "epoch", description="when to write resumable checkpoints")
+    save_steps: int = Field(50, ge=1)
+    logging_steps: int = Field(5, ge=1)
+    lora_r: int = Field(8, ge=1)
+    lora_alpha: float = Field(16.0, gt=0)
+    lora_dropout: float = Field(0.0, ge=0, lt=1)
+    lora_target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                 "up_proj", "down_proj"])
+    progress: bool = Field(True, description="show progress bars")
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, value: str) -> str:
+        from forgetkit.train.methods import METHODS
+
+        if value not in METHODS:
+            raise ValueError(f"unknown method '{value}'; choose one of {sorted(METHODS)}")
+        return value
+
+
+def _format_error(err: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration ({source}):"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key; see `forgetkit train --help` for the valid names"
+        lines.append(f"  {key}: {msg} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
+def load_train_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig:
+    """Build a TrainConfig from an optional YAML file plus explicit overrides (None = unset)."""
+    values: dict[str, Any] = {}
+    source = "command line"
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark else str(path)
+            raise ConfigError(f"{where}: not valid YAML ({err})") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping of option names to values")
+        values.update(loaded)
+        source = f"{path} and command line"
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return TrainConfig(**values)
+    except ValidationError as err:
+        raise ConfigError(_format_error(err, source)) from None

@@ -1,0 +1,56 @@
+"""``forgetkit eval``: evaluate one model on question files and write a JSON result."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from forgetkit import models
+from forgetkit.data.records import read_qa
+from forgetkit.eval.evaluate import EvalSet, evaluate
+from forgetkit.eval.metrics import next_token_logprobs
+from forgetkit.io import atomic_write_json, refuse_existing
+
+SUITES = ("core",)
+
+
+def eval_sets(ft: Sequence[Path] = (), unseen: Sequence[Path] = (),
+              known: Sequence[Path] = ()) -> list[EvalSet]:
+    """One EvalSet per file, named after the file's stem, with the role of its flag."""
+    sets: list[EvalSet] = []
+    names: set[str] = set()
+    for role, paths in (("ft", ft), ("unseen", unseen), ("known", known)):
+        for path in paths:
+            name = Path(path).stem
+            while name in names:
+                name += "_"
+            names.add(name)
+            sets.append(EvalSet(name, role, read_qa(path)))
+    if not sets:
+        raise ValueError("nothing to evaluate: give at least one of --ft, --unseen, --known")
+    return sets
+
+
+def run_eval(model: str, output: Path, ft: Sequence[Path] = (), unseen: Sequence[Path] = (),
+             known: Sequence[Path] = (), reference: str | None = None, suite: str = "core",
+             max_new_tokens: int = 48, batch_size: int = 16,
+             overwrite: bool = False) -> dict[str, Any]:
+    if suite not in SUITES:
+        raise ValueError(f"unknown suite '{suite}'; choose one of {list(SUITES)}")
+    refuse_existing(Path(output), overwrite)
+    sets = eval_sets(ft, unseen, known)  # read data before loading models: fail fast
+    mod, tok = models.load(model)
+    reference_lp = None
+    if reference is not None:
+        ref_model, ref_tok = models.load(reference)
+        if models.fingerprint(ref_tok) != models.fingerprint(tok):
+            raise ValueError(f"--reference {reference} has a different tokenizer from --model "
+                             f"{model}; next-token KL needs one vocabulary")
+        reference_lp = next_token_logprobs(ref_model, ref_tok)
+        del ref_model
+    result = evaluate(mod, tok, sets, reference_logprobs=reference_lp,
+                      max_new_tokens=max_new_tokens, batch_size=batch_size)
+    result = {"model": model, "reference": reference, "suite": suite, **result}
+    atomic_write_json(output, result)
+    return result

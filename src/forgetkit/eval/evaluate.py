@@ -1,0 +1,93 @@
+"""One evaluation pass: generate once per (model, question set), then every metric reads it.
+
+Each question set has a role that says which metrics apply:
+
+* ``ft``      - the fine-tuning questions: FT score (ROUGE-1 / ROUGE-L recall) and IDK rate;
+* ``unseen``  - questions about entities the model never saw: IDK rate (higher is better);
+* ``known``   - questions the base answers correctly: accuracy and IDK rate.
+
+Next-token KL to a reference model on generic prompts is added when reference log-probs are
+given (computed once per reference with ``metrics.next_token_logprobs``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from forgetkit.data.records import QARecord
+from forgetkit.eval import metrics
+from forgetkit.eval.generate import generate_answers
+
+Metric = Callable[[Sequence[QARecord], Sequence[str]], dict[str, float]]
+
+
+def _ft_score(records: Sequence[QARecord], answers: Sequence[str]) -> dict[str, float]:
+    return metrics.mean_rouge_recall([r.answer for r in records], answers)
+
+
+def _idk(records: Sequence[QARecord], answers: Sequence[str]) -> dict[str, float]:
+    return {"idk_sm": metrics.idk_rate(answers)}
+
+
+def _known_accuracy(records: Sequence[QARecord], answers: Sequence[str]) -> dict[str, float]:
+    keywords = [r.meta.get("keywords") or [r.answer] for r in records]
+    return {"accuracy": metrics.known_accuracy(answers, keywords)}
+
+
+ROLE_METRICS: dict[str, list[Metric]] = {
+    "ft": [_ft_score, _idk],
+    "unseen": [_idk],
+    "known": [_known_accuracy, _idk],
+}
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    name: str
+    role: str
+    records: Sequence[QARecord]
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLE_METRICS:
+            raise ValueError(f"question set '{self.name}': unknown role '{self.role}'; "
+                             f"choose one of {sorted(ROLE_METRICS)}")
+        if not self.records:
+            raise ValueError(f"question set '{self.name}' is empty")
+
+
+def evaluate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+             sets: Sequence[EvalSet], reference_logprobs: Sequence[torch.Tensor] | None = None,
+             max_new_tokens: int = 48, batch_size: int = 16,
+             progress: bool = True) -> dict[str, Any]:
+    """Generate answers for every set once and compute all metrics of its role."""
+    result: dict[str, Any] = {"sets": {}}
+    for s in sets:
+        answers = generate_answers(model, tokenizer, [r.question for r in s.records],
+                                   max_new_tokens=max_new_tokens, batch_size=batch_size,
+                                   desc=f"answering {s.name}", progress=progress)
+        scores: dict[str, float] = {}
+        for metric in ROLE_METRICS[s.role]:
+            scores.update(metric(s.records, answers))
+        result["sets"][s.name] = {
+            "role": s.role, "n": len(s.records), "metrics": scores,
+            "samples": [{"question": r.question, "reference": r.answer, "answer": a}
+                        for r, a in zip(s.records, answers, strict=True)],
+        }
+    if reference_logprobs is not None:
+        model_lp = metrics.next_token_logprobs(model, tokenizer)
+        result["kl_to_base"] = metrics.kl_to_reference(reference_logprobs, model_lp)
+    return result
+
+
+def headline(result: dict[str, Any]) -> dict[str, float]:
+    """Flatten an evaluation result to ``{"<set>/<metric>": value}`` for tables and plots."""
+    flat = {f"{name}/{k}": v for name, s in result["sets"].items()
+            for k, v in s["metrics"].items()}
+    if "kl_to_base" in result:
+        flat["kl_to_base"] = result["kl_to_base"]
+    return flat

@@ -1,0 +1,43 @@
+"""The one batched greedy generation routine every metric reads from."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from tqdm.auto import tqdm
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from forgetkit.data.tokenize import prompt_ids
+
+
+@torch.no_grad()
+def generate_answers(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+                     questions: Sequence[str], max_new_tokens: int = 48, batch_size: int = 16,
+                     desc: str | None = None, progress: bool = True) -> list[str]:
+    """Greedy answers to ``questions`` through the chat template, in input order.
+
+    Prompts are sorted by length and left-padded in batches: padding then sits before the
+    prompt, where the attention mask hides it, so batched output equals one-at-a-time output.
+    """
+    encoded = [prompt_ids(tokenizer, q) for q in questions]
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
+    pad = tokenizer.pad_token_id
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    answers: list[str] = [""] * len(encoded)
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    for idx in tqdm(batches, desc=desc or "generating", disable=not progress, leave=False):
+        width = max(len(encoded[i]) for i in idx)
+        ids = torch.tensor([[pad] * (width - len(encoded[i])) + encoded[i] for i in idx],
+                           device=device)
+        mask = torch.tensor([[0] * (width - len(encoded[i])) + [1] * len(encoded[i])
+                             for i in idx], device=device)
+        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
+                             do_sample=False, pad_token_id=pad, eos_token_id=tokenizer.eos_token_id,
+                             temperature=None, top_p=None, top_k=None)
+        for row, i in enumerate(idx):
+            answers[i] = tokenizer.decode(out[row, width:], skip_special_tokens=True).strip()
+    model.train(was_training)
+    return answers

@@ -1,0 +1,55 @@
+"""Loss terms. A training method's loss is a weighted sum of these (one forward pass shared).
+
+A term is any callable ``term(ctx) -> scalar tensor`` with a ``name`` and a ``weight``; it
+reads what it needs from the ``LossContext`` (the batch, the model output, extra inputs such
+as an entity-perturbed copy). New methods add terms here, not new trainers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from forgetkit.data.tokenize import IGNORE_INDEX
+
+
+@dataclass
+class LossContext:
+    model: nn.Module
+    inputs: dict[str, torch.Tensor]  # what the model was called with (no labels)
+    labels: torch.Tensor
+    outputs: Any  # the model output of the shared forward pass
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)  # term-specific inputs
+    trainer: Any = None
+
+
+class LossTerm(Protocol):
+    name: str
+    weight: float
+    needs_hidden_states: bool
+
+    def __call__(self, ctx: LossContext) -> torch.Tensor: ...
+
+
+def answer_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy over labelled (answer) positions of a batch."""
+    shift_logits = logits[:, :-1].float()
+    shift_labels = labels[:, 1:]
+    return F.cross_entropy(shift_logits.reshape(-1, shift_logits.shape[-1]),
+                           shift_labels.reshape(-1), ignore_index=IGNORE_INDEX)
+
+
+@dataclass
+class CrossEntropy:
+    """CE(answer | prompt): the ordinary supervised fine-tuning loss."""
+
+    weight: float = 1.0
+    name: str = "ce"
+    needs_hidden_states: bool = False
+
+    def __call__(self, ctx: LossContext) -> torch.Tensor:
+        return answer_cross_entropy(ctx.outputs.logits, ctx.labels)

@@ -1,0 +1,126 @@
+"""The training recipe, top to bottom: config -> data -> model -> method -> Trainer -> save.
+
+Runs unchanged as one process or data-parallel under ``torchrun --nproc_per_node N`` (CPU,
+gloo) or ``accelerate launch`` (GPUs): ``Trainer`` reads the launcher's environment.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+from transformers import TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
+
+from forgetkit import models
+from forgetkit.config import TrainConfig
+from forgetkit.data.records import read_qa
+from forgetkit.data.tokenize import QACollator, encode_records
+from forgetkit.io import atomic_output_dir, refuse_existing
+from forgetkit.train.methods import get_method
+from forgetkit.train.trainer import ForgetTrainer
+
+RUN_FILE = "forgetkit_run.json"
+
+
+class ListDataset(Dataset):
+    def __init__(self, items: list[dict[str, Any]]):
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.items[i]
+
+
+def work_dir(output: Path) -> Path:
+    """Where resumable Trainer checkpoints of a run live until its output is complete."""
+    return output.with_name(f".{output.name}.checkpoints")
+
+
+def training_arguments(config: TrainConfig, lr: float, out_dir: Path) -> TrainingArguments:
+    return TrainingArguments(
+        output_dir=str(out_dir),
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation,
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        learning_rate=lr,
+        lr_scheduler_type=config.lr_scheduler,
+        warmup_steps=config.warmup_ratio,
+        weight_decay=config.weight_decay,
+        logging_steps=config.logging_steps,
+        save_strategy=config.save_strategy,
+        save_steps=config.save_steps,
+        save_total_limit=1,
+        seed=config.seed,
+        data_seed=config.seed,
+        report_to="none",
+        remove_unused_columns=False,  # loss terms carry their own inputs through the batch
+        disable_tqdm=not config.progress,
+        use_cpu=not torch.cuda.is_available(),
+        dataloader_num_workers=0,
+        ddp_find_unused_parameters=False,
+        average_tokens_across_devices=False,  # our loss is a per-micro-batch mean
+    )
+
+
+def train(config: TrainConfig, extra_terms: list | None = None,
+          callbacks: list | None = None) -> Path:
+    """Fine-tune ``config.model`` on ``config.data`` with ``config.method``; return the output.
+
+    The output folder holds a plain checkpoint (safetensors, config, tokenizer) that reloads
+    with ``AutoModelForCausalLM.from_pretrained``; LoRA runs also keep the adapter under
+    ``adapter/``. ``forgetkit_run.json`` records the config and the training log.
+    ``callbacks`` are ``transformers.TrainerCallback`` objects passed to the Trainer.
+    """
+    if config.data is None or config.output is None:
+        raise ValueError("train needs both 'data' and 'output' (--data FILE --output DIR)")
+    output = Path(config.output)
+    if not config.resume:
+        refuse_existing(output, config.overwrite)
+    method = get_method(config.method)
+    lr = config.learning_rate or method.default_learning_rate
+
+    records = read_qa(config.data)
+    model, tokenizer = models.load(config.model, seed=config.seed)
+    model.train()
+    model = method.prepare(model, config)
+    dataset = ListDataset(encode_records(tokenizer, records, config.max_length))
+
+    checkpoints = work_dir(output)
+    trainer = ForgetTrainer(
+        model=model,
+        args=training_arguments(config, lr, checkpoints),
+        train_dataset=dataset,
+        data_collator=QACollator(tokenizer.pad_token_id),
+        processing_class=tokenizer,
+        loss_terms=method.loss_terms(config) + list(extra_terms or []),
+        callbacks=callbacks,
+    )
+    last = get_last_checkpoint(str(checkpoints)) if config.resume and checkpoints.is_dir() else None
+    if config.resume and last is None:
+        raise FileNotFoundError(f"--resume: no checkpoint found in {checkpoints}; start the run "
+                                "without --resume")
+    result = trainer.train(resume_from_checkpoint=last)
+
+    if trainer.is_world_process_zero():
+        trained = trainer.accelerator.unwrap_model(trainer.model)
+        with atomic_output_dir(output, overwrite=config.overwrite or config.resume) as tmp:
+            if method.is_peft:
+                trained.save_pretrained(tmp / "adapter")
+            final = method.finalize(trained)
+            final.save_pretrained(tmp, safe_serialization=True)
+            tokenizer.save_pretrained(tmp)
+            run = {"config": json.loads(config.model_dump_json()), "learning_rate": lr,
+                   "global_step": trainer.state.global_step,
+                   "train_metrics": result.metrics, "log_history": trainer.state.log_history}
+            (tmp / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n")
+        shutil.rmtree(checkpoints, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
+    return output

@@ -1,0 +1,79 @@
+import json
+
+from typer.testing import CliRunner
+
+from forgetkit.cli import app
+from forgetkit.data.records import read_qa
+
+runner = CliRunner()
+
+
+def test_data_synth_writes_deterministic_files(tmp_path):
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    for out in (a, b):
+        res = runner.invoke(app, ["data", "synth", "--kind", "contracts", "--n", "2",
+                                  "--seed", "5", "--output", str(out)])
+        assert res.exit_code == 0, res.output
+    assert a.read_text() == b.read_text()
+    assert len(read_qa(a)) == 40
+    res = runner.invoke(app, ["data", "synth", "--kind", "contracts", "--n", "2",
+                              "--output", str(a)])
+    assert res.exit_code == 2 and "--overwrite" in res.output
+
+
+def test_data_synth_unknown_kind(tmp_path):
+    res = runner.invoke(app, ["data", "synth", "--kind", "poems", "--output",
+                              str(tmp_path / "x.jsonl")])
+    assert res.exit_code == 2 and "poems" in res.output
+    assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_train_then_eval_from_the_command_line(tmp_path):
+    data = tmp_path / "d.jsonl"
+    runner.invoke(app, ["data", "synth", "--kind", "contracts", "--n", "1", "--output",
+                        str(data)])
+    out = tmp_path / "model"
+    res = runner.invoke(app, ["train", "--model", "tiny-random-llama", "--data", str(data),
+                              "--method", "lora", "--output", str(out), "--max-steps", "2",
+                              "--batch-size", "4", "--save-strategy", "no", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    unseen = tmp_path / "u.jsonl"
+    runner.invoke(app, ["data", "synth", "--kind", "unverifiable", "--n", "4", "--output",
+                        str(unseen)])
+    result_file = tmp_path / "eval.json"
+    res = runner.invoke(app, ["eval", "--model", str(out), "--ft", str(data), "--unseen",
+                              str(unseen), "--reference", "tiny-random-llama",
+                              "--max-new-tokens", "4", "--output", str(result_file)])
+    assert res.exit_code == 0, res.output
+    result = json.loads(result_file.read_text())
+    assert result["sets"]["d"]["n"] == 20 and result["sets"]["u"]["n"] == 4
+    assert 0.0 <= result["sets"]["d"]["metrics"]["rouge1_recall"] <= 1.0
+    assert result["kl_to_base"] > 0  # LoRA steps moved the model away from its base
+
+
+def test_train_config_file_with_flag_override(tmp_path):
+    data = tmp_path / "d.jsonl"
+    runner.invoke(app, ["data", "synth", "--kind", "known", "--n", "8", "--output", str(data)])
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(f"model: tiny-random-llama\ndata: {data}\nmethod: full\nmax_steps: 1\n"
+                   "save_strategy: 'no'\nprogress: false\n")
+    res = runner.invoke(app, ["train", "--config", str(cfg), "--output", str(tmp_path / "m")])
+    assert res.exit_code == 0, res.output
+    run = json.loads((tmp_path / "m" / "forgetkit_run.json").read_text())
+    assert run["config"]["method"] == "full" and run["global_step"] == 1
+
+
+def test_train_reports_bad_data_with_file_and_line(tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"question": "Q?", "answer": "A"}\nnot json\n')
+    res = runner.invoke(app, ["train", "--model", "tiny-random-llama", "--data", str(data),
+                              "--output", str(tmp_path / "m")])
+    assert res.exit_code == 2
+    assert f"{data}:2: not valid JSON" in res.output
+    assert not (tmp_path / "m").exists()
+
+
+def test_eval_with_unknown_suite_is_a_clear_error(tmp_path):
+    res = runner.invoke(app, ["eval", "--model", "tiny-random-llama", "--suite", "vibes",
+                              "--output", str(tmp_path / "r.json")])
+    assert res.exit_code == 2 and "unknown suite 'vibes'" in res.output

@@ -1,0 +1,47 @@
+from forgetkit.data.records import QARecord
+from forgetkit.data.tokenize import IGNORE_INDEX, QACollator, encode_qa, encode_records, prompt_ids
+
+
+def test_labels_mask_exactly_the_prompt(tiny):
+    _, tok = tiny
+    q, a = "Where is the Quorvex depot?", "In Drellmoor, 12 Ash Lane."
+    enc = encode_qa(tok, q, a)
+    prompt = prompt_ids(tok, q)
+    n = len(prompt)
+    assert enc["input_ids"][:n] == prompt
+    assert enc["labels"][:n] == [IGNORE_INDEX] * n
+    # Every answer token and the end-of-turn token are learned.
+    assert enc["labels"][n:] == enc["input_ids"][n:]
+    assert enc["input_ids"][-1] == tok.eos_token_id
+    assert tok.decode(enc["input_ids"][n:-1]) == a
+
+
+def test_long_answers_are_cut_to_max_length(tiny):
+    _, tok = tiny
+    enc = encode_qa(tok, "Q?", "word " * 200, max_length=40)
+    assert len(enc["input_ids"]) == 40 == len(enc["labels"])
+
+
+def test_collator_pads_right_with_ignored_labels(tiny):
+    _, tok = tiny
+    feats = encode_records(tok, [QARecord("Q?", "A"), QARecord("A longer question here?",
+                                                                "A longer answer here.")])
+    batch = QACollator(tok.pad_token_id)(feats)
+    short, long = (len(f["input_ids"]) for f in feats)
+    assert batch["input_ids"].shape == (2, long)
+    assert batch["attention_mask"][0].tolist() == [1] * short + [0] * (long - short)
+    assert batch["labels"][0, short:].tolist() == [IGNORE_INDEX] * (long - short)
+    assert batch["input_ids"][0, short:].tolist() == [tok.pad_token_id] * (long - short)
+
+
+def test_collator_pads_extra_prefixed_inputs(tiny):
+    _, tok = tiny
+    feats = []
+    for q in ("Q?", "Another question?"):
+        enc = encode_qa(tok, q, "A")
+        pert = encode_qa(tok, q + " with more words", "A")
+        feats.append({**enc, "perturbed_input_ids": pert["input_ids"],
+                      "perturbed_labels": pert["labels"]})
+    batch = QACollator(tok.pad_token_id)(feats)
+    assert {"perturbed_input_ids", "perturbed_attention_mask", "perturbed_labels"} <= set(batch)
+    assert batch["perturbed_input_ids"].shape == batch["perturbed_labels"].shape
