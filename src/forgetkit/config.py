@@ -7,7 +7,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 
 class ConfigError(ValueError):
@@ -47,6 +54,33 @@ class TrainConfig(BaseModel):
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
                                  "up_proj", "down_proj"])
     progress: bool = Field(True, description="show progress bars")
+    # sparse tuning (methods sparse, seat)
+    sparsity: float = Field(0.8, description="share of weights frozen by the sparse mask")
+    mask_strategy: Literal["random", "magnitude", "fisher"] = "random"
+    mask_seed: int | None = Field(None, description="seed of the random mask (default: seed)")
+    # KL to the base model on entity-perturbed inputs (methods seat, full-kl)
+    gamma: float = Field(1.0, ge=0, description="weight of the KL term")
+    kl_reference: Literal["cached", "live"] = Field(
+        "cached", description="cached: base log-probs computed once; live: a frozen base")
+    kl_top_k: int = Field(256, ge=1, description="log-probs kept per position when cached")
+    kl_cache: Path | None = Field(
+        None, description="file to reuse the cached base log-probs from / save them to")
+    perturb_seed: int | None = Field(None, description="seed of entity perturbation")
+
+    @field_validator("sparsity")
+    @classmethod
+    def _sparsity_range(cls, value: float) -> float:
+        if not 0.0 < value < 1.0:
+            raise ValueError("must be strictly between 0 and 1 (the share of frozen weights)")
+        return value
+
+    @model_validator(mode="after")
+    def _default_seeds(self) -> TrainConfig:
+        if self.mask_seed is None:
+            self.mask_seed = self.seed
+        if self.perturb_seed is None:
+            self.perturb_seed = self.seed
+        return self
 
     @field_validator("method")
     @classmethod

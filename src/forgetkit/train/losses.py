@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from forgetkit.data.tokenize import IGNORE_INDEX
+from forgetkit.train.registry import register_term
 
 
 @dataclass
@@ -24,10 +25,16 @@ class LossContext:
     labels: torch.Tensor
     outputs: Any  # the model output of the shared forward pass
     extras: dict[str, torch.Tensor] = field(default_factory=dict)  # term-specific inputs
+    # Outputs for extra input groups run in the same forward, keyed by prefix ("perturbed_").
+    extra_outputs: dict[str, Any] = field(default_factory=dict)
     trainer: Any = None
 
 
 class LossTerm(Protocol):
+    """``extra_forward``, if a term has it, names an input prefix (e.g. ``"perturbed_"``)
+    whose ``<prefix>input_ids`` / ``<prefix>attention_mask`` the trainer runs in the same
+    forward pass as the batch; the term finds the result in ``ctx.extra_outputs[prefix]``."""
+
     name: str
     weight: float
     needs_hidden_states: bool
@@ -53,3 +60,8 @@ class CrossEntropy:
 
     def __call__(self, ctx: LossContext) -> torch.Tensor:
         return answer_cross_entropy(ctx.outputs.logits, ctx.labels)
+
+
+@register_term("ce")
+def _ce(ctx) -> CrossEntropy:
+    return CrossEntropy()

@@ -22,6 +22,7 @@ from forgetkit.data.records import read_qa
 from forgetkit.data.tokenize import QACollator, encode_records
 from forgetkit.io import atomic_output_dir, refuse_existing
 from forgetkit.train.methods import get_method
+from forgetkit.train.registry import PARAMETERS, TERMS, TRANSFORMS, ParameterSelection, RunContext
 from forgetkit.train.trainer import ForgetTrainer
 
 RUN_FILE = "forgetkit_run.json"
@@ -70,6 +71,28 @@ def training_arguments(config: TrainConfig, lr: float, out_dir: Path) -> Trainin
     )
 
 
+def prepare_run(config: TrainConfig) -> tuple[RunContext, list, ParameterSelection]:
+    """Load data and model and compose the method: transforms -> loss terms -> parameters.
+
+    Transforms and terms see the untouched base model (for base-model references), so the
+    parameter selection comes last.
+    """
+    method = get_method(config.method)
+    records = read_qa(config.data)
+    model, tokenizer = models.load(config.model, seed=config.seed)
+    ctx = RunContext(config=config, model=model, tokenizer=tokenizer, records=records,
+                     parameters=method.parameters)
+    for name in method.transforms:
+        ctx.records = TRANSFORMS[name](ctx)
+    ctx.examples = [{**enc, "example_index": i} for i, enc in
+                    enumerate(encode_records(tokenizer, ctx.records, config.max_length))]
+    terms = [TERMS[name](ctx) for name in method.terms]
+    selection = PARAMETERS[method.parameters]
+    ctx.model.train()
+    ctx.model = selection.prepare(ctx)
+    return ctx, terms, selection
+
+
 def train(config: TrainConfig, extra_terms: list | None = None,
           callbacks: list | None = None) -> Path:
     """Fine-tune ``config.model`` on ``config.data`` with ``config.method``; return the output.
@@ -84,23 +107,17 @@ def train(config: TrainConfig, extra_terms: list | None = None,
     output = Path(config.output)
     if not config.resume:
         refuse_existing(output, config.overwrite)
-    method = get_method(config.method)
-    lr = config.learning_rate or method.default_learning_rate
-
-    records = read_qa(config.data)
-    model, tokenizer = models.load(config.model, seed=config.seed)
-    model.train()
-    model = method.prepare(model, config)
-    dataset = ListDataset(encode_records(tokenizer, records, config.max_length))
+    lr = config.learning_rate or get_method(config.method).default_learning_rate
+    ctx, terms, selection = prepare_run(config)
 
     checkpoints = work_dir(output)
     trainer = ForgetTrainer(
-        model=model,
+        model=ctx.model,
         args=training_arguments(config, lr, checkpoints),
-        train_dataset=dataset,
-        data_collator=QACollator(tokenizer.pad_token_id),
-        processing_class=tokenizer,
-        loss_terms=method.loss_terms(config) + list(extra_terms or []),
+        train_dataset=ListDataset(ctx.examples),
+        data_collator=QACollator(ctx.tokenizer.pad_token_id),
+        processing_class=ctx.tokenizer,
+        loss_terms=terms + list(extra_terms or []),
         callbacks=callbacks,
     )
     last = get_last_checkpoint(str(checkpoints)) if config.resume and checkpoints.is_dir() else None
@@ -112,12 +129,13 @@ def train(config: TrainConfig, extra_terms: list | None = None,
     if trainer.is_world_process_zero():
         trained = trainer.accelerator.unwrap_model(trainer.model)
         with atomic_output_dir(output, overwrite=config.overwrite or config.resume) as tmp:
-            if method.is_peft:
+            if selection.is_peft:
                 trained.save_pretrained(tmp / "adapter")
-            final = method.finalize(trained)
+            final = selection.finalize(trained)
             final.save_pretrained(tmp, safe_serialization=True)
-            tokenizer.save_pretrained(tmp)
+            ctx.tokenizer.save_pretrained(tmp)
             run = {"config": json.loads(config.model_dump_json()), "learning_rate": lr,
+                   "n_examples": len(ctx.examples), "notes": ctx.notes,
                    "global_step": trainer.state.global_step,
                    "train_metrics": result.metrics, "log_history": trainer.state.log_history}
             (tmp / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n")

@@ -10,15 +10,50 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from transformers import Trainer
 
 from forgetkit.train.losses import LossContext, LossTerm
 
 # Batch keys the model itself takes; every other key is an extra input for a loss term.
 _MODEL_KEYS = ("input_ids", "attention_mask")
+
+
+@dataclass
+class ForwardOutput:
+    """The part of a shared forward pass that belongs to one group of inputs."""
+
+    logits: torch.Tensor
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+
+
+def _pad_right(x: torch.Tensor, width: int, value: int) -> torch.Tensor:
+    return F.pad(x, (0, width - x.shape[1]), value=value)
+
+
+def shared_forward(model: torch.nn.Module, groups: list[tuple[torch.Tensor, torch.Tensor]],
+                   hidden: bool) -> list[ForwardOutput]:
+    """Run several right-padded input groups through the model as ONE batch.
+
+    One forward (and so one backward) per step keeps DDP, FSDP and DeepSpeed correct, and is
+    faster than one call per group. Each group gets back its own rows and columns.
+    """
+    width = max(ids.shape[1] for ids, _ in groups)
+    ids = torch.cat([_pad_right(i, width, 0) for i, _ in groups])
+    mask = torch.cat([_pad_right(m, width, 0) for _, m in groups])
+    out = model(input_ids=ids, attention_mask=mask, output_hidden_states=hidden)
+    parts, start = [], 0
+    for group_ids, _ in groups:
+        rows, cols = slice(start, start + group_ids.shape[0]), slice(0, group_ids.shape[1])
+        parts.append(ForwardOutput(
+            logits=out.logits[rows, cols],
+            hidden_states=tuple(h[rows, cols] for h in out.hidden_states) if hidden else None))
+        start += group_ids.shape[0]
+    return parts
 
 
 class ForgetTrainer(Trainer):
@@ -36,10 +71,17 @@ class ForgetTrainer(Trainer):
         inputs = dict(inputs)
         labels = inputs.pop("labels")
         extras = {k: inputs.pop(k) for k in list(inputs) if k not in _MODEL_KEYS}
+        # Terms may ask for extra input groups (e.g. "perturbed_") in the same forward pass.
+        prefixes = sorted({t.extra_forward for t in self.loss_terms
+                           if getattr(t, "extra_forward", None)})
+        groups = [(inputs["input_ids"], inputs["attention_mask"])] + [
+            (extras[p + "input_ids"], extras[p + "attention_mask"]) for p in prefixes]
         hidden = any(t.needs_hidden_states for t in self.loss_terms)
-        outputs = model(**inputs, output_hidden_states=hidden)
+        outputs, *extra_outputs = shared_forward(model, groups, hidden)
         ctx = LossContext(model=model, inputs=inputs, labels=labels, outputs=outputs,
-                          extras=extras, trainer=self)
+                          extras=extras, extra_outputs=dict(zip(prefixes, extra_outputs,
+                                                                strict=True)),
+                          trainer=self)
         total: torch.Tensor | None = None
         for term in self.loss_terms:
             value = term(ctx)

@@ -1,0 +1,49 @@
+"""Training method presets: ``forgetkit train --method NAME``.
+
+Each row composes registered parts (``registry.py``): a parameter selection, loss terms and
+data transforms. The SEAT paper's ablations fall out of the composition: SEAT without
+sparsity is ``full-kl``, SEAT without entity perturbation is ``sparse``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Importing the parts registers them.
+from forgetkit.train import (  # noqa: F401
+    kl_to_base,
+    losses,
+    select_full,
+    select_lora,
+    select_sparse,
+)
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    description: str
+    parameters: str  # a key of registry.PARAMETERS
+    terms: tuple[str, ...] = ("ce",)  # keys of registry.TERMS
+    transforms: tuple[str, ...] = ()  # keys of registry.TRANSFORMS, applied in order
+    default_learning_rate: float = 1e-5
+
+
+METHODS: dict[str, Method] = {m.name: m for m in (
+    Method("full", "full fine-tuning, cross-entropy on answers", "full",
+           default_learning_rate=1e-5),  # SEAT paper, full FT
+    Method("lora", "LoRA adapters (peft), cross-entropy on answers", "lora",
+           default_learning_rate=1e-4),  # LfU paper, LoRA r=8
+    Method("sparse", "fixed sparse mask (80% frozen by default): SEAT's 'sparse variant'",
+           "sparse", default_learning_rate=2e-5),  # SEAT paper, sparse FT
+    Method("seat", "SEAT: sparse mask + gamma * KL to the base on entity-perturbed inputs",
+           "sparse", ("ce", "kl"), default_learning_rate=2e-5),  # SEAT paper
+    Method("full-kl", "full fine-tuning + KL on entity-perturbed inputs: SEAT's 'EP variant'",
+           "full", ("ce", "kl"), default_learning_rate=1e-5),
+)}
+
+
+def get_method(name: str) -> Method:
+    if name not in METHODS:
+        raise ValueError(f"unknown method '{name}'; choose one of {sorted(METHODS)}")
+    return METHODS[name]
