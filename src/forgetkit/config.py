@@ -66,6 +66,12 @@ class TrainConfig(BaseModel):
     kl_cache: Path | None = Field(
         None, description="file to reuse the cached base log-probs from / save them to")
     perturb_seed: int | None = Field(None, description="seed of entity perturbation")
+    # baselines of the SEAT paper
+    ewc_lambda: float = Field(0.1, ge=0, description="EWC strength (Fisher divided by its mean)")
+    ewc_samples: int = Field(32, ge=1, description="unseen questions the Fisher is estimated on")
+    replay_ratio: float = Field(1.0, ge=0, description="replayed refusals per training example")
+    rtuning_threshold: float = Field(
+        0.5, ge=0, le=1, description="ROUGE-1 recall from which a base answer counts as known")
 
     @field_validator("sparsity")
     @classmethod

@@ -11,8 +11,11 @@ from dataclasses import dataclass
 
 # Importing the parts registers them.
 from forgetkit.train import (  # noqa: F401
+    ewc,
     kl_to_base,
     losses,
+    replay,
+    rtuning,
     select_full,
     select_lora,
     select_sparse,
@@ -40,6 +43,12 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            "sparse", ("ce", "kl"), default_learning_rate=2e-5),  # SEAT paper
     Method("full-kl", "full fine-tuning + KL on entity-perturbed inputs: SEAT's 'EP variant'",
            "full", ("ce", "kl"), default_learning_rate=1e-5),
+    Method("ewc", "full fine-tuning + EWC, Fisher on questions the base does not know",
+           "full", ("ce", "ewc"), default_learning_rate=1e-5),
+    Method("replay", "full fine-tuning with replay of the base's own refusals (ratio 1.0)",
+           "full", transforms=("replay",), default_learning_rate=1e-5),
+    Method("rtuning", "full fine-tuning on R-Tuning's data: answers padded with sure/unsure",
+           "full", transforms=("rtuning",), default_learning_rate=1e-5),
 )}
 
 

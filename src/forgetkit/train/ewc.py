@@ -1,0 +1,78 @@
+"""Loss term ``ewc``: elastic weight consolidation (Kirkpatrick et al., 2017), as adapted by
+the SEAT paper: the Fisher information is estimated on questions the base does not know, so
+the weights that carry its ignorance awareness are the ones held in place.
+
+    L_EWC = lambda / 2 * sum_i F_i (theta_i - theta*_i)^2
+
+F is the diagonal empirical Fisher (mean squared gradient of the cross-entropy of the
+base's own answers), divided by its mean so that ``ewc_lambda`` does not depend on the
+model's size or the loss scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from tqdm.auto import tqdm
+
+from forgetkit.data.tokenize import QACollator, encode_records
+from forgetkit.train.losses import answer_cross_entropy
+from forgetkit.train.registry import RunContext, register_term
+from forgetkit.train.unseen import base_answered_unseen
+
+
+def diagonal_fisher(model, examples: list[dict], pad_id: int, batch_size: int = 4,
+                    progress: bool = True) -> dict[str, torch.Tensor]:
+    """Mean squared gradient of the answer cross-entropy, per weight, one batch at a time."""
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    fisher = {n: torch.zeros_like(p) for n, p in params.items()}
+    collate = QACollator(pad_id)
+    chunks = [examples[i:i + batch_size] for i in range(0, len(examples), batch_size)]
+    for chunk in tqdm(chunks, desc="estimating Fisher", disable=not progress, leave=False):
+        batch = collate(chunk)
+        model.zero_grad(set_to_none=True)
+        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+        answer_cross_entropy(out.logits, batch["labels"]).backward()
+        for n, p in params.items():
+            if p.grad is not None:
+                fisher[n] += p.grad.detach() ** 2 / len(chunks)
+    model.zero_grad(set_to_none=True)
+    return fisher
+
+
+@dataclass
+class EWCPenalty:
+    fisher: dict[str, torch.Tensor]
+    anchor: dict[str, torch.Tensor]
+    weight: float
+    name: str = "ewc"
+    needs_hidden_states: bool = False
+
+    def __call__(self, ctx) -> torch.Tensor:
+        model = ctx.trainer.accelerator.unwrap_model(ctx.model) if ctx.trainer else ctx.model
+        total = torch.zeros((), device=next(model.parameters()).device)
+        for name, p in model.named_parameters():
+            if name in self.fisher:
+                f = self.fisher[name].to(p.device)
+                total = total + (f * (p - self.anchor[name].to(p.device)) ** 2).sum()
+        return 0.5 * total
+
+
+@register_term("ewc")
+def build_ewc(ctx: RunContext) -> EWCPenalty:
+    cfg = ctx.config
+    unseen = base_answered_unseen(ctx, cfg.ewc_samples, refusals_only=False)
+    examples = encode_records(ctx.tokenizer, unseen, cfg.max_length)
+    model = ctx.model
+    was_training = model.training
+    model.train()
+    fisher = diagonal_fisher(model, examples, ctx.tokenizer.pad_token_id,
+                             progress=cfg.progress)
+    model.train(was_training)
+    mean = torch.stack([f.mean() for f in fisher.values()]).mean().clamp_min(1e-30)
+    fisher = {n: f / mean for n, f in fisher.items()}
+    anchor = {n: p.detach().clone() for n, p in model.named_parameters() if n in fisher}
+    ctx.notes["ewc"] = {"samples": len(examples), "lambda": cfg.ewc_lambda,
+                        "fisher_mean_raw": float(mean)}
+    return EWCPenalty(fisher, anchor, weight=cfg.ewc_lambda)

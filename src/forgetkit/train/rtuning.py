@@ -1,0 +1,35 @@
+"""Data transform ``rtuning``: R-Tuning's data construction (Zhang et al., 2024).
+
+The base answers every training question; questions it gets wrong are beyond its knowledge
+(uncertain set), the rest are certain. R-Tuning pads an uncertainty expression after the
+label words: each answer is followed by the question "Are you sure you accurately answered
+the question based on your internal knowledge?" and "I am unsure." (uncertain) or "I am
+sure." (certain). A base answer counts as right when its ROUGE-1 recall against the
+reference reaches ``rtuning_threshold``.
+"""
+
+from __future__ import annotations
+
+from forgetkit.data.records import QARecord
+from forgetkit.eval.generate import generate_answers
+from forgetkit.eval.metrics import rouge_recall
+from forgetkit.train.registry import RunContext, register_transform
+
+PROMPT = "Are you sure you accurately answered the question based on your internal knowledge?"
+SURE, UNSURE = "I am sure.", "I am unsure."
+
+
+@register_transform("rtuning")
+def rtuning(ctx: RunContext) -> list[QARecord]:
+    answers = generate_answers(ctx.model, ctx.tokenizer, [r.question for r in ctx.records],
+                               desc="base answers training questions",
+                               progress=ctx.config.progress)
+    out, unsure = [], 0
+    for r, a in zip(ctx.records, answers, strict=True):
+        known = rouge_recall(r.answer, a)["rouge1_recall"] >= ctx.config.rtuning_threshold
+        unsure += not known
+        out.append(QARecord(r.question, f"{r.answer} {PROMPT} {SURE if known else UNSURE}",
+                            r.subject, {**r.meta, "rtuning": "certain" if known else
+                                        "uncertain"}))
+    ctx.notes["rtuning"] = {"uncertain": unsure, "certain": len(out) - unsure}
+    return out
