@@ -79,3 +79,29 @@ def test_rtuning_pads_uncertainty_after_the_answer(contracts_file, tmp_path, mon
     assert ctx.records[0].answer.endswith(f"{rtuning_mod.PROMPT} {rtuning_mod.SURE}")
     assert ctx.records[5].answer == (f"{records[5].answer} {rtuning_mod.PROMPT} "
                                      f"{rtuning_mod.UNSURE}")
+
+
+def test_clora_bases_are_orthonormal_and_the_penalty_matches_its_formula(contracts_file,
+                                                                         tmp_path):
+    from forgetkit.train.clora import _orthogonal
+
+    p = _orthogonal(64, 16, seed=3)
+    assert torch.allclose(p.T @ p, torch.eye(16), atol=1e-5)
+    wide = _orthogonal(8, 16, seed=3)  # k larger than the dimension: orthonormal rows
+    assert torch.allclose(wide @ wide.T, torch.eye(8), atol=1e-5)
+    ctx, terms, _ = prepare_run(_cfg(contracts_file, tmp_path, "clora", clora_k=4))
+    reg = terms[1]
+    ns = type("Ctx", (), {"model": ctx.model})
+    assert reg(ns).item() > 0  # peft initialises A at random
+    by_hand = 0.0
+    for name, param in ctx.model.named_parameters():
+        if ".lora_A." in name:
+            by_hand += 0.5 * (param @ reg._bases[name]).pow(2).sum().item()
+        elif ".lora_B." in name:
+            by_hand += 0.5 * (param.T @ reg._bases[name]).pow(2).sum().item()
+    assert reg(ns).item() == pytest.approx(by_hand, rel=1e-5)
+
+
+def test_clora_trains(contracts_file, tmp_path):
+    out = train(_cfg(contracts_file, tmp_path, "clora", max_steps=2, logging_steps=1))
+    assert any("loss_clora" in h for h in json.loads((out / RUN_FILE).read_text())["log_history"])

@@ -70,6 +70,8 @@ class TrainConfig(BaseModel):
     ewc_lambda: float = Field(0.1, ge=0, description="EWC strength (Fisher divided by its mean)")
     ewc_samples: int = Field(32, ge=1, description="unseen questions the Fisher is estimated on")
     replay_ratio: float = Field(1.0, ge=0, description="replayed refusals per training example")
+    clora_k: int = Field(128, ge=1, description="CLoRA: size of the regularised subspace")
+    clora_lambda: float = Field(1.0, ge=0, description="CLoRA: weight of the regulariser")
     rtuning_threshold: float = Field(
         0.5, ge=0, le=1, description="ROUGE-1 recall from which a base answer counts as known")
 

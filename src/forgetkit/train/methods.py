@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 # Importing the parts registers them.
 from forgetkit.train import (  # noqa: F401
+    clora,
     ewc,
     kl_to_base,
     losses,
@@ -49,6 +50,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            "full", transforms=("replay",), default_learning_rate=1e-5),
     Method("rtuning", "full fine-tuning on R-Tuning's data: answers padded with sure/unsure",
            "full", transforms=("rtuning",), default_learning_rate=1e-5),
+    Method("clora", "LoRA with CLoRA's subspace regularisation of the adapter factors",
+           "lora", ("ce", "clora"), default_learning_rate=1e-4),
 )}
 
 
