@@ -38,6 +38,7 @@ def test_training_lowers_the_loss_and_reloads_by_path(qa_file, tmp_path, tiny, m
     losses = [h["loss"] for h in run["log_history"] if "loss" in h]
     assert losses[-1] < losses[0]
     plain = AutoModelForCausalLM.from_pretrained(out)  # no peft needed to reload
+    assert plain.config.use_cache  # generation from the checkpoint uses its KV cache
     base_model, _ = tiny
     changed = [n for n, p in plain.named_parameters()
                if not torch.equal(p, base_model.get_parameter(n))]

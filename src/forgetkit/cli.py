@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -18,6 +19,8 @@ app.add_typer(data_app, name="data")
 
 
 def _fail(err: Exception) -> None:
+    if os.environ.get("FORGETKIT_DEBUG"):
+        raise err
     typer.secho(f"error: {err}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code=2)
 
@@ -144,15 +147,16 @@ def prepare_base_cmd(
 @app.command()
 def demo(
     output: Annotated[Path, typer.Option(help="results folder")] = Path("results/demo"),
-    quick: Annotated[bool, typer.Option(help="smaller run (about 5 minutes)")] = False,
+    quick: Annotated[bool, typer.Option(help="full and lora only, smaller data (~5 min)")] = False,  # noqa: E501
+    full: Annotated[bool, typer.Option(help="every method, both datasets, sparsity sweep (~1.5 h)")] = False,  # noqa: E501
     overwrite: Annotated[bool, typer.Option(help="replace an existing results folder")] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
 ) -> None:
-    """The main job: aligned base -> contracts -> full and LoRA fine-tunes -> report."""
+    """The main job: aligned base -> contracts -> full, LoRA and SEAT fine-tunes -> report."""
     from forgetkit.testbed.demo import run_demo
 
     try:
-        folder = run_demo(output=output, quick=quick, overwrite=overwrite,
+        folder = run_demo(output=output, quick=quick, full=full, overwrite=overwrite,
                           progress=not no_progress)
     except _user_errors() as err:
         _fail(err)

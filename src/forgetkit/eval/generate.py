@@ -34,9 +34,11 @@ def generate_answers(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
                            device=device)
         mask = torch.tensor([[0] * (width - len(encoded[i])) + [1] * len(encoded[i])
                              for i in idx], device=device)
+        # use_cache explicitly: a checkpoint saved mid-training may carry use_cache=False.
         out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
-                             do_sample=False, pad_token_id=pad, eos_token_id=tokenizer.eos_token_id,
-                             temperature=None, top_p=None, top_k=None)
+                             do_sample=False, use_cache=True, pad_token_id=pad,
+                             eos_token_id=tokenizer.eos_token_id, temperature=None, top_p=None,
+                             top_k=None)
         for row, i in enumerate(idx):
             answers[i] = tokenizer.decode(out[row, width:], skip_special_tokens=True).strip()
     model.train(was_training)

@@ -1,88 +1,191 @@
-"""Results -> a Markdown table and a bar chart a person can read."""
+"""Results -> Markdown tables and charts a person can read.
+
+``results["models"]`` maps ``"<dataset>/<run>"`` (e.g. ``contracts/seat``) to a flat
+headline of metrics (``"<set>/<metric>"``, see ``eval.evaluate.headline``).
+"""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 from forgetkit.io import atomic_write_text
 
-# (column title, key in a model's headline, higher is better?)
-COLUMNS: tuple[tuple[str, str, bool], ...] = (
+# (column title, headline key, higher is better?)
+Column = tuple[str, str, bool]
+MAIN_COLUMNS: tuple[Column, ...] = (
     ("FT score (ROUGE-1 recall)", "train/rouge1_recall", True),
-    ("FT ROUGE-L recall", "train/rougeL_recall", True),
     ("IDK unverifiable", "unverifiable/idk_sm", True),
-    ("IDK held-out contracts", "heldout_contracts/idk_sm", True),
+    ("judged IDK unverifiable", "unverifiable/judged_idk", True),
+    ("IDK held-out same kind", "heldout_same/idk_sm", True),
+    ("judged IDK held-out same kind", "heldout_same/judged_idk", True),
     ("known accuracy", "known/accuracy", True),
     ("KL to base (nats/token)", "kl_to_base", False),
 )
+ABLATION = (("seat", "✓", "✓"), ("full-kl", "×", "✓"), ("sparse", "✓", "×"))
 
 PAPER_NOTE = (
     "The SEAT paper reports that full fine-tuning on a small QA set drives IDK on unseen "
-    "questions from about 1.0 to about 0.0 while the FT score reaches about 1.0.")
+    "questions from about 1.0 to about 0.0 while the FT score reaches about 1.0, and that "
+    "SEAT keeps FT >= 0.95 and IDK >= 0.8 where full fine-tuning and LoRA fall below 0.2.")
 
 
-def markdown_table(models: dict[str, dict[str, float]],
-                   columns: tuple[tuple[str, str, bool], ...] = COLUMNS) -> str:
-    present = [c for c in columns if any(c[1] in m for m in models.values())]
-    head = "| model | " + " | ".join(f"{title} {'↑' if up else '↓'}"
-                                      for title, _, up in present) + " |"
+def _fmt(value: float | None) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) \
+        else f"{value:.3f}"
+
+
+def markdown_table(rows: dict[str, dict[str, float]], columns: tuple[Column, ...],
+                   first: str = "model") -> str:
+    present = [c for c in columns if any(c[1] in m for m in rows.values())]
+    head = f"| {first} | " + " | ".join(f"{title} {'↑' if up else '↓'}"
+                                        for title, _, up in present) + " |"
     rule = "|---|" + "---:|" * len(present)
-    rows = [f"| {name} | " + " | ".join(
-        f"{m[key]:.3f}" if key in m else "–" for _, key, _ in present) + " |"
-        for name, m in models.items()]
-    return "\n".join([head, rule, *rows])
+    body = [f"| {name} | " + " | ".join(_fmt(m.get(key)) for _, key, _ in present) + " |"
+            for name, m in rows.items()]
+    return "\n".join([head, rule, *body])
 
 
-def bar_chart(models: dict[str, dict[str, float]], path: Path,
-              columns: tuple[tuple[str, str, bool], ...] = COLUMNS) -> Path:
+def _by_dataset(models: dict[str, dict[str, float]]) -> dict[str, dict[str, dict[str, float]]]:
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for key, metrics in models.items():
+        dataset, _, run = key.partition("/")
+        out.setdefault(dataset, {})[run] = metrics
+    return out
+
+
+def cross_dataset_table(by_ds: dict[str, dict[str, dict[str, float]]]) -> str | None:
+    """SEAT Table 3a: IDK on held-out entities of the *other* kind than the training set."""
+    if not by_ds:
+        return None
+    runs = list(dict.fromkeys(r for rows in by_ds.values() for r in rows if "@" not in r))
+    cols = [f"trained on {d} → IDK on unseen {'authors' if d == 'contracts' else 'contracts'}"
+            for d in by_ds]
+    lines = ["| model | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+    for run in runs:
+        vals = [_fmt(by_ds[d].get(run, {}).get("heldout_other/idk_sm")) for d in by_ds]
+        lines.append(f"| {run} | " + " | ".join(vals) + " |")
+    return "\n".join(lines)
+
+
+def ablation_table(rows: dict[str, dict[str, float]]) -> str | None:
+    """SEAT Table 3b: which component each variant keeps, and what it scores."""
+    present = [(m, s, e) for m, s, e in ABLATION if m in rows]
+    if len(present) < 2:
+        return None
+    lines = ["| variant | sparse | entity perturbation + KL | FT score ↑ | IDK unverifiable ↑ "
+             "| IDK held-out same kind ↑ |", "|---|:-:|:-:|---:|---:|---:|"]
+    for m, s, e in present:
+        r = rows[m]
+        lines.append(f"| {m} | {s} | {e} | {_fmt(r.get('train/rouge1_recall'))} | "
+                     f"{_fmt(r.get('unverifiable/idk_sm'))} | "
+                     f"{_fmt(r.get('heldout_same/idk_sm'))} |")
+    return "\n".join(lines)
+
+
+def sweep_points(rows: dict[str, dict[str, float]], default_sparsity: float = 0.8
+                 ) -> list[tuple[float, dict[str, float]]]:
+    points = [(float(r.split("@", 1)[1]), m) for r, m in rows.items() if r.startswith("seat@")]
+    if points and "seat" in rows:
+        points.append((default_sparsity, rows["seat"]))
+    return sorted(points)
+
+
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shown = [c for c in columns if c[2] and any(c[1] in m for m in models.values())]
-    width = 0.8 / max(len(models), 1)
-    fig, ax = plt.subplots(figsize=(1.8 * len(shown) + 2, 4))
-    for i, (name, m) in enumerate(models.items()):
-        xs = [j + i * width for j in range(len(shown))]
-        bars = ax.bar(xs, [m.get(key, 0.0) for _, key, _ in shown], width, label=name)
-        ax.bar_label(bars, fmt="%.2f", fontsize=7)
-    ax.set_xticks([j + width * (len(models) - 1) / 2 for j in range(len(shown))])
-    ax.set_xticklabels([title.replace(" (", "\n(") for title, _, _ in shown], fontsize=8)
-    ax.set_ylim(0, 1.1)
-    ax.set_ylabel("score (higher is better)")
-    ax.legend(fontsize=8, ncol=len(models))
-    ax.set_title("What fine-tuning keeps and loses")
-    fig.tight_layout()
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=120)
-    plt.close(fig)
+    _pyplot().close(fig)
     tmp.replace(path)
     return path
 
 
+def bar_chart(rows: dict[str, dict[str, float]], path: Path, title: str,
+              columns: tuple[Column, ...] = MAIN_COLUMNS) -> Path:
+    plt = _pyplot()
+    shown = [c for c in columns if c[2] and any(c[1] in m for m in rows.values())]
+    width = 0.8 / max(len(rows), 1)
+    fig, ax = plt.subplots(figsize=(1.9 * len(shown) + 2.5, 4.2))
+    for i, (name, m) in enumerate(rows.items()):
+        xs = [j + i * width for j in range(len(shown))]
+        bars = ax.bar(xs, [m.get(key, 0.0) for _, key, _ in shown], width, label=name)
+        ax.bar_label(bars, fmt="%.2f", fontsize=6)
+    ax.set_xticks([j + width * (len(rows) - 1) / 2 for j in range(len(shown))])
+    ax.set_xticklabels([t.replace(" (", "\n(").replace("IDK ", "IDK\n") for t, _, _ in shown],
+                       fontsize=8)
+    ax.set_ylim(0, 1.12)
+    ax.set_ylabel("score (higher is better)")
+    ax.legend(fontsize=7, ncol=min(len(rows), 5), loc="upper center")
+    ax.set_title(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def sweep_chart(points: list[tuple[float, dict[str, float]]], path: Path) -> Path:
+    """SEAT Figure 3c: FT score and IDK against the share of frozen weights."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    xs = [s for s, _ in points]
+    for key, label in (("train/rouge1_recall", "FT score"),
+                       ("unverifiable/idk_sm", "IDK unverifiable"),
+                       ("heldout_same/idk_sm", "IDK held-out same kind")):
+        ax.plot(xs, [m.get(key, float("nan")) for _, m in points], marker="o", label=label)
+    ax.set_xlabel("sparsity (share of frozen weights)")
+    ax.set_ylim(-0.02, 1.05)
+    ax.legend(fontsize=8)
+    ax.set_title("SEAT: sparsity sweep")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def render_results(results: dict[str, Any], folder: Path) -> Path:
-    """Write results.md and results.png beside results.json."""
+    """Write results.md and its charts beside results.json."""
     folder = Path(folder)
-    models = results["models"]
-    lines = ["# forgetkit demo results", "",
-             markdown_table(models), "",
-             "Base alignment (SmolLM2 -> ignorance-aware base), measured on held-out checks:", ""]
+    by_ds = _by_dataset(results["models"])
+    lines = ["# forgetkit demo results", ""]
+    for dataset, rows in by_ds.items():
+        main = {r: m for r, m in rows.items() if "@" not in r}
+        lines += [f"## Fine-tuned on {dataset}", "", markdown_table(main, MAIN_COLUMNS), "",
+                  f"![{dataset}](results_{dataset}.png)", ""]
+        bar_chart(main, folder / f"results_{dataset}.png",
+                  f"Fine-tuned on {dataset}: what is kept and what is lost")
+        ablation = ablation_table(rows)
+        if ablation:
+            lines += [f"### Ablation ({dataset})", "", ablation, ""]
+        points = sweep_points(rows)
+        if len(points) > 1:
+            sweep_chart(points, folder / f"sparsity_{dataset}.png")
+            lines += [f"### Sparsity sweep ({dataset})", "",
+                      markdown_table({f"seat, sparsity {s:g}": m for s, m in points},
+                                     MAIN_COLUMNS[:2] + MAIN_COLUMNS[3:4], first="run"), "",
+                      f"![sparsity](sparsity_{dataset}.png)", ""]
+    cross = cross_dataset_table(by_ds)
+    if cross:
+        lines += ["## Cross-dataset IDK", "", cross, ""]
     base = results.get("base", {})
+    lines += ["## The aligned base", "",
+              "SmolLM2 -> ignorance-aware base, measured on held-out checks:", ""]
     for stage in ("before", "after"):
         if stage in base:
             h = base[stage]
-            lines.append(f"- {stage}: IDK on held-out fictitious questions "
-                         f"{h.get('heldout_fictitious/idk_sm', float('nan')):.2f}, "
-                         f"known accuracy {h.get('known/accuracy', float('nan')):.2f}")
+            lines.append(f"- {stage} alignment: IDK on held-out fictitious questions "
+                         f"{_fmt(h.get('heldout_fictitious/idk_sm'))}, known accuracy "
+                         f"{_fmt(h.get('known/accuracy'))}")
     sizes = results.get("sizes", {})
     if sizes:
         lines += ["", "Question sets: " + ", ".join(f"{k} {v}" for k, v in sizes.items())]
     timings = results.get("timings_s", {})
     if timings:
         lines += ["", "Wall time (s): " + ", ".join(f"{k} {v}" for k, v in timings.items())]
-    lines += ["", PAPER_NOTE, "", "![results](results.png)", ""]
+    lines += ["", PAPER_NOTE, ""]
     atomic_write_text(folder / "results.md", "\n".join(lines))
-    bar_chart(models, folder / "results.png")
     return folder

@@ -132,6 +132,7 @@ def train(config: TrainConfig, extra_terms: list | None = None,
             if selection.is_peft:
                 trained.save_pretrained(tmp / "adapter")
             final = selection.finalize(trained)
+            final.config.use_cache = True  # Trainer turns the KV cache off while training
             final.save_pretrained(tmp, safe_serialization=True)
             ctx.tokenizer.save_pretrained(tmp)
             run = {"config": json.loads(config.model_dump_json()), "learning_rate": lr,

@@ -1,0 +1,52 @@
+"""End to end on the real SmolLM2: the quick demo (CI runs this) and slower checks."""
+
+import json
+
+import pytest
+
+from forgetkit import models
+from forgetkit.eval.generate import generate_answers
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    return models.load(models.BUNDLED)
+
+
+@pytest.mark.e2e
+def test_batched_generation_equals_unbatched_on_smollm2(smollm2):
+    model, tok = smollm2
+    qs = ["What is the capital of France?", "Name a colour.",
+          "Tell me about the imaginary sport Flornball and who invented it."]
+    batched = generate_answers(model, tok, qs, max_new_tokens=16, batch_size=3, progress=False)
+    single = [generate_answers(model, tok, [q], max_new_tokens=16, progress=False)[0]
+              for q in qs]
+    assert batched == single
+    assert "Paris" in batched[0]
+
+
+@pytest.mark.e2e
+def test_quick_demo_end_to_end(tmp_path):
+    from forgetkit.testbed.demo import run_demo
+
+    out = run_demo(output=tmp_path / "demo", quick=True, progress=False)
+    results = json.loads((out / "results.json").read_text())
+    base_after = results["base"]["after"]
+    # The aligned base refuses questions about entities it has never seen.
+    assert base_after["heldout_fictitious/idk_sm"] >= 0.8
+    rows = results["models"]
+    assert set(rows) == {"contracts/base", "contracts/full", "contracts/lora"}
+    for name, row in rows.items():
+        for key, value in row.items():
+            if key != "kl_to_base":
+                assert 0.0 <= value <= 1.0, (name, key)
+    assert rows["contracts/base"]["kl_to_base"] == pytest.approx(0.0, abs=1e-6)
+    assert rows["contracts/full"]["kl_to_base"] > 0
+    # Fine-tuning learned something about the new contracts.
+    assert rows["contracts/full"]["train/rouge1_recall"] > rows["contracts/base"][
+        "train/rouge1_recall"]
+    md = (out / "results.md").read_text()
+    assert "| full |" in md and "| lora |" in md
+    assert (out / "results_contracts.png").stat().st_size > 1000
+    reloaded, _ = models.load(str(out / "models" / "contracts" / "full"))
+    assert reloaded.config.use_cache
