@@ -45,3 +45,15 @@ def test_collator_pads_extra_prefixed_inputs(tiny):
     batch = QACollator(tok.pad_token_id)(feats)
     assert {"perturbed_input_ids", "perturbed_attention_mask", "perturbed_labels"} <= set(batch)
     assert batch["perturbed_input_ids"].shape == batch["perturbed_labels"].shape
+
+
+def test_instruction_labels_cover_the_question_but_not_the_template(tiny):
+    _, tok = tiny
+    q = "Where is the Quorvex depot?"
+    plain = encode_qa(tok, q, "In Drellmoor.")
+    im = encode_qa(tok, q, "In Drellmoor.", instruction_labels=True)
+    assert im["input_ids"] == plain["input_ids"]
+    labelled = [i for i, (a, b) in enumerate(zip(plain["labels"], im["labels"], strict=True))
+                if a != b]
+    assert tok.decode([im["input_ids"][i] for i in labelled]).strip() == q
+    assert im["labels"][0] == IGNORE_INDEX  # the template's first token stays unlabelled

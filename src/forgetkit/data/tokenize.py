@@ -30,12 +30,24 @@ def prompt_ids(tokenizer: PreTrainedTokenizerBase, question: str) -> list[int]:
     return tokenizer(chat_prompt(tokenizer, question), add_special_tokens=False)["input_ids"]
 
 
+def _instruction_span(tokenizer: PreTrainedTokenizerBase, question: str) -> tuple[int, int]:
+    """Token span of the question text inside its chat prompt (template tokens excluded)."""
+    text = chat_prompt(tokenizer, question)
+    start = text.index(question)
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    inside = [i for i, (a, b) in enumerate(enc["offset_mapping"])
+              if a < start + len(question) and b > start]
+    return inside[0], inside[-1] + 1
+
+
 def encode_qa(tokenizer: PreTrainedTokenizerBase, question: str, answer: str,
-              max_length: int = 256) -> dict[str, list[int]]:
+              max_length: int = 256, instruction_labels: bool = False) -> dict[str, list[int]]:
     """Encode one QA pair as ``prompt + answer + eos``; labels are -100 on the prompt.
 
-    The end-of-turn token is labelled so the model learns to stop after the answer. If the
-    pair is longer than ``max_length`` the answer is cut (the prompt never is).
+    The end-of-turn token is labelled so the model learns to stop after the answer. With
+    ``instruction_labels`` the question's own tokens are labelled too (instruction
+    modelling), never the template around it. If the pair is longer than ``max_length`` the
+    answer is cut (the prompt never is).
     """
     prompt = prompt_ids(tokenizer, question)
     answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"] + [
@@ -46,12 +58,17 @@ def encode_qa(tokenizer: PreTrainedTokenizerBase, question: str, answer: str,
     answer_ids = answer_ids[: max_length - len(prompt)]
     input_ids = prompt + answer_ids
     labels = [IGNORE_INDEX] * len(prompt) + answer_ids
+    if instruction_labels:
+        first, last = _instruction_span(tokenizer, question)
+        labels[first:last] = prompt[first:last]
     return {"input_ids": input_ids, "labels": labels}
 
 
 def encode_records(tokenizer: PreTrainedTokenizerBase, records: Sequence[QARecord],
-                   max_length: int = 256) -> list[dict[str, list[int]]]:
-    return [encode_qa(tokenizer, r.question, r.answer, max_length) for r in records]
+                   max_length: int = 256,
+                   instruction_labels: bool = False) -> list[dict[str, list[int]]]:
+    return [encode_qa(tokenizer, r.question, r.answer, max_length, instruction_labels)
+            for r in records]
 
 
 class QACollator:

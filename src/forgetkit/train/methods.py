@@ -31,6 +31,8 @@ class Method:
     terms: tuple[str, ...] = ("ce",)  # keys of registry.TERMS
     transforms: tuple[str, ...] = ()  # keys of registry.TRANSFORMS, applied in order
     default_learning_rate: float = 1e-5
+    # Label the instruction's own tokens too (instruction modelling), not only the answer.
+    instruction_labels: bool = False
 
 
 METHODS: dict[str, Method] = {m.name: m for m in (

@@ -85,7 +85,8 @@ def prepare_run(config: TrainConfig) -> tuple[RunContext, list, ParameterSelecti
     for name in method.transforms:
         ctx.records = TRANSFORMS[name](ctx)
     ctx.examples = [{**enc, "example_index": i} for i, enc in
-                    enumerate(encode_records(tokenizer, ctx.records, config.max_length))]
+                    enumerate(encode_records(tokenizer, ctx.records, config.max_length,
+                                             method.instruction_labels))]
     terms = [TERMS[name](ctx) for name in method.terms]
     selection = PARAMETERS[method.parameters]
     ctx.model.train()
