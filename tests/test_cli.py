@@ -77,3 +77,15 @@ def test_eval_with_unknown_suite_is_a_clear_error(tmp_path):
     res = runner.invoke(app, ["eval", "--model", "tiny-random-llama", "--suite", "vibes",
                               "--output", str(tmp_path / "r.json")])
     assert res.exit_code == 2 and "unknown suite 'vibes'" in res.output
+
+
+def test_shipped_config_presets_are_valid():
+    from pathlib import Path
+
+    from forgetkit.config import load_train_config
+
+    presets = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+    assert presets
+    for preset in presets:
+        cfg = load_train_config(preset)
+        assert cfg.method == preset.stem
