@@ -89,3 +89,17 @@ def test_shipped_config_presets_are_valid():
     for preset in presets:
         cfg = load_train_config(preset)
         assert cfg.method == preset.stem
+
+
+def test_sweep_grid_is_checked_before_anything_runs(tmp_path):
+    from forgetkit.testbed.sweep import parse_grid
+
+    assert parse_grid(["learning_rate=1e-4,3e-4", "sparsity=0.5"]) == {
+        "learning_rate": [1e-4, 3e-4], "sparsity": [0.5]}
+    res = runner.invoke(app, ["sweep", "--method", "seat", "--grid", "gamm=1",
+                              "--output", str(tmp_path / "s")])
+    assert res.exit_code == 2 and "'gamm' is not a training option" in res.output
+    res = runner.invoke(app, ["sweep", "--method", "seat", "--grid", "sparsity=1.5",
+                              "--output", str(tmp_path / "s")])
+    assert res.exit_code == 2 and "strictly between 0 and 1" in res.output
+    assert not (tmp_path / "s").exists()

@@ -165,6 +165,26 @@ def demo(
 
 
 @app.command()
+def sweep(
+    method: Annotated[str, typer.Option(help="method to sweep, e.g. seat")],
+    grid: Annotated[list[str], typer.Option(help="KEY=V1,V2 (repeatable), e.g. gamma=0.5,1,2")],
+    output: Annotated[Path, typer.Option(help="results folder")] = Path("results/sweep"),
+    dataset: Annotated[str, typer.Option(help="contracts | authors")] = "contracts",
+    overwrite: Annotated[bool, typer.Option(help="replace existing results")] = False,
+    no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
+) -> None:
+    """Train one method over a grid of options on the demo's data; one table row each."""
+    from forgetkit.testbed.sweep import parse_grid, run_sweep
+
+    try:
+        folder = run_sweep(method, parse_grid(grid), output, dataset=dataset,
+                           overwrite=overwrite, progress=not no_progress)
+    except _user_errors() as err:
+        _fail(err)
+    typer.echo((folder / "sweep.md").read_text())
+
+
+@app.command()
 def report(
     results: Annotated[Path, typer.Argument(help="results.json written by demo")],
 ) -> None:
