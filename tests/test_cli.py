@@ -103,3 +103,38 @@ def test_sweep_grid_is_checked_before_anything_runs(tmp_path):
                               "--output", str(tmp_path / "s")])
     assert res.exit_code == 2 and "strictly between 0 and 1" in res.output
     assert not (tmp_path / "s").exists()
+
+
+def test_eval_ignorance_suite_from_the_command_line(tmp_path):
+    files = {}
+    for kind, n in (("unverifiable", 8), ("known", 8)):
+        files[kind] = tmp_path / f"{kind}.jsonl"
+        runner.invoke(app, ["data", "synth", "--kind", kind, "--n", str(n), "--output",
+                            str(files[kind])])
+    out = tmp_path / "ign.json"
+    res = runner.invoke(app, ["eval", "--model", "tiny-random-llama", "--suite", "ignorance",
+                              "--base", "tiny-random-llama", "--judge", "string-match",
+                              "--unseen", str(files["unverifiable"]), "--known",
+                              str(files["known"]), "--max-new-tokens", "4",
+                              "--output", str(out)])
+    assert res.exit_code == 0, res.output
+    result = json.loads(out.read_text())
+    ign = result["ignorance"]
+    # The model is its own base: no drift, no change in ignorance awareness.
+    assert ign["ia_reduction"] == 0.0
+    assert max(ign["sets"]["unverifiable"]["drift_l2"]) == 0.0
+    assert "judged_idk" in result["sets"]["unverifiable"]["metrics"]
+
+
+def test_eval_ignorance_needs_a_base_and_a_loadable_judge(tmp_path):
+    unseen = tmp_path / "u.jsonl"
+    runner.invoke(app, ["data", "synth", "--kind", "unverifiable", "--n", "2", "--output",
+                        str(unseen)])
+    res = runner.invoke(app, ["eval", "--model", "tiny-random-llama", "--suite", "ignorance",
+                              "--unseen", str(unseen), "--output", str(tmp_path / "r.json")])
+    assert res.exit_code == 2 and "needs --base" in res.output
+    res = runner.invoke(app, ["eval", "--model", "tiny-random-llama", "--judge",
+                              str(tmp_path / "no-such-judge"), "--unseen", str(unseen),
+                              "--output", str(tmp_path / "r.json")])
+    assert res.exit_code == 2 and "no-such-judge" in res.output
+    assert not (tmp_path / "r.json").exists()

@@ -38,15 +38,19 @@ def test_quick_demo_end_to_end(tmp_path):
     assert set(rows) == {"contracts/base", "contracts/full", "contracts/lora"}
     for name, row in rows.items():
         for key, value in row.items():
-            if key != "kl_to_base":
+            if "/" in key:  # rates and recalls; kl_to_base, ias, ia_reduction are not
                 assert 0.0 <= value <= 1.0, (name, key)
+        assert row["ias"] <= 0.0  # minus a log loss
     assert rows["contracts/base"]["kl_to_base"] == pytest.approx(0.0, abs=1e-6)
     assert rows["contracts/full"]["kl_to_base"] > 0
+    assert rows["contracts/base"]["ia_reduction"] == pytest.approx(0.0, abs=1e-9)
+    assert "unverifiable/judged_idk" in rows["contracts/base"]
     # Fine-tuning learned something about the new contracts.
     assert rows["contracts/full"]["train/rouge1_recall"] > rows["contracts/base"][
         "train/rouge1_recall"]
     md = (out / "results.md").read_text()
     assert "| full |" in md and "| lora |" in md
-    assert (out / "results_contracts.png").stat().st_size > 1000
+    for png in ("results_contracts.png", "pca_contracts.png", "drift_contracts.png"):
+        assert (out / png).stat().st_size > 1000, png
     reloaded, _ = models.load(str(out / "models" / "contracts" / "full"))
     assert reloaded.config.use_cache

@@ -17,8 +17,11 @@ def _results():
     for ds in ("contracts", "authors"):
         for i, run in enumerate(("base", "full", "seat", "full-kl", "sparse", "seat@0.5")):
             models[f"{ds}/{run}"] = {k: round(v + 0.01 * i, 3) for k, v in ROW.items()}
-    return {"models": models, "base": {"before": {"heldout_fictitious/idk_sm": 0.0,
-                                                  "known/accuracy": 1.0}}}
+    drift = {k: {"train": {"l2": [0.0, 1.0, 2.0], "along_ignorance": [0.0, -0.5, -1.0]},
+                 "unverifiable": {"l2": [0.0, 0.2, 0.4], "along_ignorance": [0, 0, 0.1]}}
+             for k in models}
+    return {"models": models, "drift": drift, "judge": "embedding",
+            "base": {"before": {"heldout_fictitious/idk_sm": 0.0, "known/accuracy": 1.0}}}
 
 
 def test_markdown_table_shows_values_and_dashes_for_missing():
@@ -51,5 +54,7 @@ def test_render_writes_markdown_and_valid_pngs(tmp_path):
     for heading in ("Fine-tuned on contracts", "Fine-tuned on authors", "Cross-dataset IDK",
                     "Ablation (contracts)", "Sparsity sweep (contracts)"):
         assert heading in md
-    for png in ("results_contracts.png", "results_authors.png", "sparsity_contracts.png"):
+    assert "'embedding' judge" in md
+    for png in ("results_contracts.png", "results_authors.png", "sparsity_contracts.png",
+                "drift_contracts.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -29,9 +29,10 @@ def _fail(err: Exception) -> None:
 def _user_errors() -> tuple[type[Exception], ...]:
     from forgetkit.config import ConfigError
     from forgetkit.data.records import DataError
+    from forgetkit.eval.judge import JudgeError
 
-    return (ConfigError, DataError, models.ModelLoadError, FileExistsError, FileNotFoundError,
-            ValueError)
+    return (ConfigError, DataError, JudgeError, models.ModelLoadError, FileExistsError,
+            FileNotFoundError, ValueError)
 
 
 @data_app.command("synth")
@@ -105,7 +106,9 @@ def eval_cmd(
     unseen: Annotated[list[Path] | None, typer.Option(help="questions about unseen entities: IDK rate")] = None,  # noqa: E501
     known: Annotated[list[Path] | None, typer.Option(help="questions the base knows: accuracy")] = None,  # noqa: E501
     reference: Annotated[str | None, typer.Option(help="model spec for next-token KL (e.g. the base)")] = None,  # noqa: E501
-    suite: Annotated[str, typer.Option(help="core (the only suite so far)")] = "core",
+    suite: Annotated[str, typer.Option(help="core | ignorance (adds judged IDK, IAS, drift)")] = "core",  # noqa: E501
+    base: Annotated[str | None, typer.Option(help="model before fine-tuning (ignorance suite)")] = None,  # noqa: E501
+    judge: Annotated[str | None, typer.Option(help="refusal judge: embedding (default), string-match or a model spec")] = None,  # noqa: E501
     max_new_tokens: Annotated[int, typer.Option()] = 48,
     batch_size: Annotated[int, typer.Option()] = 16,
     overwrite: Annotated[bool, typer.Option(help="replace an existing output file")] = False,
@@ -117,13 +120,18 @@ def eval_cmd(
         result = run_eval(model=model, output=output, ft=ft or [], unseen=unseen or [],
                           known=known or [], reference=reference, suite=suite,
                           max_new_tokens=max_new_tokens, batch_size=batch_size,
-                          overwrite=overwrite)
+                          overwrite=overwrite, base=base, judge=judge)
     except _user_errors() as err:
         _fail(err)
     from forgetkit.eval.evaluate import headline
 
     for key, value in headline(result).items():
         typer.echo(f"{key:>40}: {value:.4f}")
+    if "ignorance" in result:
+        ign = result["ignorance"]
+        typer.echo(f"{'IAS base / model':>40}: {ign['ias']['base']:.4f} / "
+                   f"{ign['ias']['model']:.4f}")
+        typer.echo(f"{'IA reduction (> 0: worse)':>40}: {ign['ia_reduction']:.4f}")
     typer.echo(f"wrote {output}")
 
 

@@ -22,6 +22,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from forgetkit.data.records import QARecord
 from forgetkit.eval import metrics
 from forgetkit.eval.generate import generate_answers
+from forgetkit.eval.judge import RefusalJudge, judged_idk
 
 Metric = Callable[[Sequence[QARecord], Sequence[str]], dict[str, float]]
 
@@ -62,9 +63,13 @@ class EvalSet:
 
 def evaluate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
              sets: Sequence[EvalSet], reference_logprobs: Sequence[torch.Tensor] | None = None,
-             max_new_tokens: int = 48, batch_size: int = 16,
-             progress: bool = True) -> dict[str, Any]:
-    """Generate answers for every set once and compute all metrics of its role."""
+             max_new_tokens: int = 48, batch_size: int = 16, progress: bool = True,
+             judge: RefusalJudge | None = None) -> dict[str, Any]:
+    """Generate answers for every set once and compute all metrics of its role.
+
+    With a ``judge`` (``eval.judge.load_judge``), unseen sets also get ``judged_idk``: the
+    share of answers that are refusals AND refer to the question's entity.
+    """
     result: dict[str, Any] = {"sets": {}}
     for s in sets:
         answers = generate_answers(model, tokenizer, [r.question for r in s.records],
@@ -73,6 +78,8 @@ def evaluate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
         scores: dict[str, float] = {}
         for metric in ROLE_METRICS[s.role]:
             scores.update(metric(s.records, answers))
+        if judge is not None and s.role == "unseen":
+            scores["judged_idk"] = judged_idk(s.records, answers, judge)
         result["sets"][s.name] = {
             "role": s.role, "n": len(s.records), "metrics": scores,
             "samples": [{"question": r.question, "reference": r.answer, "answer": a}

@@ -22,6 +22,8 @@ MAIN_COLUMNS: tuple[Column, ...] = (
     ("judged IDK held-out same kind", "heldout_same/judged_idk", True),
     ("known accuracy", "known/accuracy", True),
     ("KL to base (nats/token)", "kl_to_base", False),
+    ("IAS (probe, −log loss)", "ias", True),
+    ("ΔIA (> 0: awareness lost)", "ia_reduction", False),
 )
 ABLATION = (("seat", "✓", "✓"), ("full-kl", "×", "✓"), ("sparse", "✓", "×"))
 
@@ -147,6 +149,28 @@ def sweep_chart(points: list[tuple[float, dict[str, float]]], path: Path) -> Pat
     return _save(fig, path)
 
 
+def drift_chart(drift: dict[str, dict[str, dict[str, list[float]]]], path: Path,
+                title: str) -> Path:
+    """SEAT Figure 3a/3b: per-layer activation drift from the base, fine-tuning questions
+    (solid) against unseen questions (dashed), in total and along the ignorance direction."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for i, (run, sets) in enumerate(drift.items()):
+        color = f"C{i}"
+        for name, style in (("train", "-"), ("unverifiable", "--")):
+            if name in sets:
+                axes[0].plot(sets[name]["l2"], style, color=color, label=f"{run}: {name}")
+                axes[1].plot(sets[name]["along_ignorance"], style, color=color)
+    axes[0].set_title("drift ||R(θ'; q) − R(θ; q)||")
+    axes[1].set_title("drift along the probe's ignorance direction")
+    for ax in axes:
+        ax.set_xlabel("layer")
+    axes[0].legend(fontsize=6, ncol=2)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def render_results(results: dict[str, Any], folder: Path) -> Path:
     """Write results.md and its charts beside results.json."""
     folder = Path(folder)
@@ -158,6 +182,16 @@ def render_results(results: dict[str, Any], folder: Path) -> Path:
                   f"![{dataset}](results_{dataset}.png)", ""]
         bar_chart(main, folder / f"results_{dataset}.png",
                   f"Fine-tuned on {dataset}: what is kept and what is lost")
+        drift = {k.split("/", 1)[1]: v for k, v in results.get("drift", {}).items()
+                 if k.startswith(f"{dataset}/") and "@" not in k and not k.endswith("/base")}
+        if drift:
+            drift_chart(drift, folder / f"drift_{dataset}.png",
+                        f"Fine-tuned on {dataset}: activation drift from the base")
+            lines += [f"![drift]({f'drift_{dataset}.png'})", ""]
+        if (folder / f"pca_{dataset}.png").is_file():
+            lines += ["Activations of known, fine-tuning and unverifiable questions on the "
+                      "principal components of the unverifiable set (SEAT Figure 2):", "",
+                      f"![pca](pca_{dataset}.png)", ""]
         ablation = ablation_table(rows)
         if ablation:
             lines += [f"### Ablation ({dataset})", "", ablation, ""]
@@ -186,6 +220,9 @@ def render_results(results: dict[str, Any], folder: Path) -> Path:
     timings = results.get("timings_s", {})
     if timings:
         lines += ["", "Wall time (s): " + ", ".join(f"{k} {v}" for k, v in timings.items())]
+    if results.get("judge"):
+        lines += ["", f"Judged IDK: refusal decided by the '{results['judge']}' judge, and the "
+                  "refusal must name the question's entity (docs/ignorance.md)."]
     lines += ["", PAPER_NOTE, ""]
     atomic_write_text(folder / "results.md", "\n".join(lines))
     return folder

@@ -20,6 +20,8 @@ from forgetkit.config import TrainConfig
 from forgetkit.data.records import QARecord, read_qa, write_qa
 from forgetkit.data.synth import synth
 from forgetkit.eval.evaluate import EvalSet, evaluate, headline
+from forgetkit.eval.ignorance import answers_from_evaluation, ignorance_suite, pca_figure
+from forgetkit.eval.judge import load_judge
 from forgetkit.eval.metrics import next_token_logprobs
 from forgetkit.io import atomic_write_json, refuse_existing
 from forgetkit.report.render import render_results
@@ -157,16 +159,28 @@ def run_demo(output: Path = Path("results/demo"), quick: bool = False, full: boo
         write_qa(records, data_dir / f"{name}.jsonl")
 
     t0 = time.time()
-    base_model, tokenizer = models.load(str(base_dir))
-    reference_lp = next_token_logprobs(base_model, tokenizer)
+    base_model, base_tok = models.load(str(base_dir))
+    reference_lp = next_token_logprobs(base_model, base_tok)
+    judge = load_judge(None)
     evaluations: dict[str, dict[str, Any]] = {}
+    ignorance: dict[str, dict[str, Any]] = {}
+    activations: dict[str, dict[str, Any]] = {}
+
+    def assess(key: str, model, tok, dataset: str) -> None:
+        """The shared generation pass, then the ignorance suite reading its answers."""
+        sets = eval_sets(data, dataset)
+        ev = evaluate(model, tok, sets, reference_logprobs=reference_lp, progress=progress,
+                      judge=judge)
+        acts: dict[str, Any] = {}
+        ign = ignorance_suite(model, tok, base_model, base_tok, sets,
+                              answers=answers_from_evaluation(ev), judge=judge,
+                              progress=progress, activations_out=acts)
+        evaluations[key], ignorance[key] = ev, ign
+        activations[key] = {k: acts[k] for k in ("known", "train", "unverifiable")}
+
     for dataset in plan.datasets:
         _log(progress, f"evaluating the base on the {dataset} sets")
-        evaluations[f"{dataset}/base"] = evaluate(base_model, tokenizer,
-                                                  eval_sets(data, dataset),
-                                                  reference_logprobs=reference_lp,
-                                                  progress=progress)
-    del base_model
+        assess(f"{dataset}/base", base_model, base_tok, dataset)
     timings["eval_base"] = time.time() - t0
 
     for run in runs_of(plan):
@@ -183,12 +197,15 @@ def run_demo(output: Path = Path("results/demo"), quick: bool = False, full: boo
         timings[f"train {run.dataset}/{run.label}"] = time.time() - t0
         t0 = time.time()
         model, tokenizer = models.load(str(trained_dir))
-        evaluations[f"{run.dataset}/{run.label}"] = evaluate(
-            model, tokenizer, eval_sets(data, run.dataset), reference_logprobs=reference_lp,
-            progress=progress)
+        assess(f"{run.dataset}/{run.label}", model, tokenizer, run.dataset)
         del model
         timings[f"eval {run.dataset}/{run.label}"] = time.time() - t0
 
+    for dataset in plan.datasets:  # SEAT Figure 2: one panel per model
+        panels = {k.split("/", 1)[1]: v for k, v in activations.items()
+                  if k.startswith(f"{dataset}/") and "@" not in k}
+        pca_figure(panels, output / f"pca_{dataset}.png", fit_on="unverifiable",
+                   layer=pca_layer(base_model))
     timings["total"] = time.time() - started
     results = {
         "plan": {**asdict(plan), "quick": quick, "full": full},
@@ -196,14 +213,27 @@ def run_demo(output: Path = Path("results/demo"), quick: bool = False, full: boo
                  "before": headline(base_report["before"]),
                  "after": headline(base_report["after"])},
         "sizes": {name: len(records) for name, records in data.items()},
-        "models": {name: headline(ev) for name, ev in evaluations.items()},
+        "models": {name: {**headline(ev), "ias": ignorance[name]["ias"]["model"],
+                          "ia_reduction": ignorance[name]["ia_reduction"]}
+                   for name, ev in evaluations.items()},
+        "drift": {name: {s: {"l2": v["drift_l2"], "along_ignorance": v["drift_along_ignorance"]}
+                         for s, v in ign["sets"].items()}
+                  for name, ign in ignorance.items()},
+        "judge": judge.name,
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
     }
-    atomic_write_json(output / "evaluations.json", evaluations)
+    atomic_write_json(output / "evaluations.json", {"evaluations": evaluations,
+                                                    "ignorance": ignorance})
     atomic_write_json(output / "results.json", results)
     render_results(results, output)
     _log(progress, f"done in {timings['total'] / 60:.1f} min")
     return output
+
+
+def pca_layer(model) -> int:
+    """Hidden-state index of the PCA pictures: two thirds of the way up the stack, where
+    the known / unknown separation of the aligned base is clear."""
+    return (2 * models.num_layers(model)) // 3
 
 
 def load_results(folder: Path) -> dict[str, Any]:
