@@ -99,3 +99,24 @@ def test_optimizer_state_is_kept_only_for_trainable_coordinates(contracts_file, 
     vocab_total = sum(p.numel() for p in models.load(models.TINY)[0].parameters())
     # Adam keeps two moments per trainable coordinate: 2 x 20% of the weights.
     assert sizes["state"] == pytest.approx(2 * 0.2 * vocab_total, rel=0.01)
+
+
+def test_fisher_mask_keeps_coordinates_with_the_largest_fisher(contracts_file, tmp_path):
+    from forgetkit.train.fisher import diagonal_fisher
+    from forgetkit.train.run import prepare_run
+
+    cfg = TrainConfig(model=models.TINY, data=contracts_file, method="sparse",
+                      mask_strategy="fisher", output=tmp_path / "o", progress=False)
+    ctx, _, _ = prepare_run(cfg)
+    base, tok = models.load(models.TINY)
+    from forgetkit.data.records import read_qa
+    from forgetkit.data.tokenize import encode_records
+
+    fisher = diagonal_fisher(base, encode_records(tok, read_qa(contracts_file)),
+                             tok.pad_token_id, batch_size=8, progress=False)
+    name = "model.layers.0.mlp.up_proj.weight"
+    masks = build_masks({name: base.get_parameter(name)}, 0.8, "fisher",
+                        scores={name: fisher[name]})
+    chosen, rest = fisher[name][masks[name]], fisher[name][~masks[name]]
+    assert chosen.min() >= rest.max()
+    assert ctx.notes["sparse_mask"]["strategy"] == "fisher"

@@ -14,31 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
 
-from forgetkit.data.tokenize import QACollator, encode_records
-from forgetkit.train.losses import answer_cross_entropy
+from forgetkit.data.tokenize import encode_records
+from forgetkit.train.fisher import diagonal_fisher
 from forgetkit.train.registry import RunContext, register_term
 from forgetkit.train.unseen import base_answered_unseen
-
-
-def diagonal_fisher(model, examples: list[dict], pad_id: int, batch_size: int = 4,
-                    progress: bool = True) -> dict[str, torch.Tensor]:
-    """Mean squared gradient of the answer cross-entropy, per weight, one batch at a time."""
-    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    fisher = {n: torch.zeros_like(p) for n, p in params.items()}
-    collate = QACollator(pad_id)
-    chunks = [examples[i:i + batch_size] for i in range(0, len(examples), batch_size)]
-    for chunk in tqdm(chunks, desc="estimating Fisher", disable=not progress, leave=False):
-        batch = collate(chunk)
-        model.zero_grad(set_to_none=True)
-        out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
-        answer_cross_entropy(out.logits, batch["labels"]).backward()
-        for n, p in params.items():
-            if p.grad is not None:
-                fisher[n] += p.grad.detach() ** 2 / len(chunks)
-    model.zero_grad(set_to_none=True)
-    return fisher
 
 
 @dataclass
@@ -65,11 +45,8 @@ def build_ewc(ctx: RunContext) -> EWCPenalty:
     unseen = base_answered_unseen(ctx, cfg.ewc_samples, refusals_only=False)
     examples = encode_records(ctx.tokenizer, unseen, cfg.max_length)
     model = ctx.model
-    was_training = model.training
-    model.train()
     fisher = diagonal_fisher(model, examples, ctx.tokenizer.pad_token_id,
                              progress=cfg.progress)
-    model.train(was_training)
     mean = torch.stack([f.mean() for f in fisher.values()]).mean().clamp_min(1e-30)
     fisher = {n: f / mean for n, f in fisher.items()}
     anchor = {n: p.detach().clone() for n, p in model.named_parameters() if n in fisher}
