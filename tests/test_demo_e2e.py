@@ -54,3 +54,33 @@ def test_quick_demo_end_to_end(tmp_path):
         assert (out / png).stat().st_size > 1000, png
     reloaded, _ = models.load(str(out / "models" / "contracts" / "full"))
     assert reloaded.config.use_cache
+
+
+@pytest.mark.e2e
+def test_seat_on_smollm2_keeps_frozen_weights_and_tied_embeddings(tmp_path, smollm2):
+    import torch
+    from safetensors.torch import load_file
+
+    from forgetkit.config import TrainConfig
+    from forgetkit.data.records import write_qa
+    from forgetkit.data.synth import synth
+    from forgetkit.train.run import RUN_FILE, train
+    from forgetkit.train.sparse import build_masks
+
+    base, _ = smollm2
+    data = write_qa(synth("contracts", 1, seed=0)[:8], tmp_path / "d.jsonl")
+    out = train(TrainConfig(model=models.BUNDLED, data=data, method="seat", max_steps=2,
+                            batch_size=4, learning_rate=1e-3, output=tmp_path / "seat",
+                            save_strategy="no", progress=False))
+    trained = load_file(str(out / "model.safetensors"))
+    names = ["model.embed_tokens.weight", "model.layers.3.self_attn.q_proj.weight",
+             "model.layers.29.mlp.down_proj.weight", "model.norm.weight"]
+    params = {n: base.get_parameter(n) for n in names}
+    masks = build_masks(params, 0.8, seed=0)
+    for n in names:
+        assert torch.equal(trained[n][~masks[n]], params[n][~masks[n]]), n
+        assert not torch.equal(trained[n][masks[n]], params[n][masks[n]]), n
+    reloaded, _ = models.load(str(out))
+    assert reloaded.get_output_embeddings().weight.data_ptr() == \
+        reloaded.get_input_embeddings().weight.data_ptr()
+    assert json.loads((out / RUN_FILE).read_text())["notes"]["kl_cache"]["positions"] > 0
