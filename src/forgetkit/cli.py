@@ -18,6 +18,17 @@ data_app = typer.Typer(help="Make and inspect QA datasets.", no_args_is_help=Tru
 app.add_typer(data_app, name="data")
 
 
+def _register_repair() -> None:
+    # `forgetkit repair`: the command lives with its library (repair/cli.py).
+    from forgetkit.repair.cli import repair_command
+
+    app.command("repair", help="Post-hoc spectral repair of a fine-tuned checkpoint "
+                "(DG-Hard and baselines), streamed tensor by tensor.")(repair_command)
+
+
+_register_repair()
+
+
 def _fail(err: Exception) -> None:
     if os.environ.get("FORGETKIT_DEBUG"):
         raise err
@@ -159,13 +170,20 @@ def demo(
     full: Annotated[bool, typer.Option(help="every method, both datasets, sparsity sweep (~1.5 h)")] = False,  # noqa: E501
     overwrite: Annotated[bool, typer.Option(help="replace an existing results folder")] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
+    lfu: Annotated[bool, typer.Option("--lfu", help="the LfU comparison instead (base, SFT, NEFTune, IM, SDFT, LfU; Tables 1 and 4) into <output>/lfu; ~25 min, --quick ~8 min, --full adds RepS, SAM and ablations")] = False,  # noqa: E501
 ) -> None:
     """The main job: aligned base -> contracts -> full, LoRA and SEAT fine-tunes -> report."""
     from forgetkit.testbed.demo import run_demo
 
     try:
-        folder = run_demo(output=output, quick=quick, full=full, overwrite=overwrite,
-                          progress=not no_progress)
+        if lfu:
+            from forgetkit.testbed.lfu_demo import run_lfu_demo
+
+            folder = run_lfu_demo(output=output, quick=quick, full=full, overwrite=overwrite,
+                                  progress=not no_progress)
+        else:
+            folder = run_demo(output=output, quick=quick, full=full, overwrite=overwrite,
+                              progress=not no_progress)
     except _user_errors() as err:
         _fail(err)
     typer.echo((folder / "results.md").read_text())

@@ -74,6 +74,27 @@ class TrainConfig(BaseModel):
     clora_lambda: float = Field(1.0, ge=0, description="CLoRA: weight of the regulariser")
     rtuning_threshold: float = Field(
         0.5, ge=0, le=1, description="ROUGE-1 recall from which a base answer counts as known")
+    # LfU (methods lfu-lora, lfu-reps, sam) and its baselines (neftune, sdft); docs/lfu.md
+    lfu_alpha: float = Field(
+        0.1, ge=0, description="LfU: size of the normalised gradient-ascent step (Eq. 2)")
+    lfu_lambda: float | None = Field(
+        None, ge=0, description="LfU: weight of the consistency term (default: 5 for "
+        "lfu-lora, 0.1 for lfu-reps, as in the paper)")
+    lfu_layers: Literal["all", "early", "middle", "late"] = Field(
+        "all", description="LfU: layers whose representations enter the consistency")
+    lfu_direction: Literal["prev-ce", "prev-total", "random"] = Field(
+        "prev-ce", description="LfU: ascent direction; prev-ce: CE gradient of the previous "
+        "micro-step, prev-total: previous step's gradient of the whole loss (LoRA), random")
+    lfu_consistency: Literal["hidden", "logits"] = Field(
+        "hidden", description="LfU: consistency of hidden states (Eq. 5) or logits (Eq. 7)")
+    lfu_span: Literal["full", "answer"] | None = Field(
+        None, description="LfU: tokens the auxiliary model perturbs; full: prompt and answer "
+        "(a copy of each row), answer: answer tokens only, appended to the row (cheaper); "
+        "default full for lfu-lora, answer for lfu-reps")
+    neftune_alpha: float = Field(
+        5.0, gt=0, description="NEFTune: noise scale; uniform noise of alpha/sqrt(L*d)")
+    sdft_max_new_tokens: int = Field(
+        96, ge=1, description="SDFT: longest rewrite the base model may generate")
 
     @field_validator("sparsity")
     @classmethod

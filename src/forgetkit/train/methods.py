@@ -14,9 +14,12 @@ from forgetkit.train import (  # noqa: F401
     clora,
     ewc,
     kl_to_base,
+    lfu,
     losses,
+    neftune,
     replay,
     rtuning,
+    sdft,
     select_full,
     select_lora,
     select_sparse,
@@ -54,6 +57,19 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            "full", transforms=("rtuning",), default_learning_rate=1e-5),
     Method("clora", "LoRA with CLoRA's subspace regularisation of the adapter factors",
            "lora", ("ce", "clora"), default_learning_rate=1e-4),
+    # LfU paper: every method trains LoRA r=8 at lr 1e-4 (docs/lfu.md)
+    Method("lfu-lora", "LfU: LoRA + lambda * consistency of hidden states with an auxiliary "
+           "LoRA pushed one ascent step", "lora", ("ce", "lfu-lora"), default_learning_rate=1e-4),
+    Method("lfu-reps", "LfU (RepS): LoRA + consistency under one ascent step of a steering "
+           "vector per layer", "lora", ("ce", "lfu-reps"), default_learning_rate=1e-4),
+    Method("lfu-sam", "LoRA, CE at the adapters shifted one normalised ascent step (SAM-style; "
+           "LfU Table 6b)", "lora", ("lfu-sam",), default_learning_rate=1e-4),
+    Method("neftune", "LoRA with uniform noise on the input embeddings (NEFTune)", "lora",
+           ("neftune",), default_learning_rate=1e-4),
+    Method("im", "LoRA, loss on the instruction's own tokens too (instruction modelling)",
+           "lora", default_learning_rate=1e-4, instruction_labels=True),
+    Method("sdft", "LoRA on the base model's own rewrites of the answers (self-distillation)",
+           "lora", transforms=("sdft",), default_learning_rate=1e-4),
 )}
 
 

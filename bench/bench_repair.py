@@ -1,0 +1,298 @@
+"""Benchmark DG-Hard repair on SmolLM2-135M: streaming vs in-memory, exact vs randomized SVD.
+
+    python bench/bench_repair.py [--finetuned DIR] [--base DIR] [--workdir DIR]
+
+Without --finetuned, a real full fine-tune of the bundled SmolLM2-135M-Instruct is made once
+(30 AdamW steps, lr 1e-4, on synthetic QA about made-up countries) and cached under
+``forgetkit.models.cache_dir()/bench``. Each variant then runs in its own subprocess,
+``--repeat`` times interleaved (the best wall time counts: other jobs share the machine), and
+reports its own peak resident set: ``VmHWM`` from ``/proc/self/status``, the high-water mark
+of the process's own address space (on Linux ``ru_maxrss`` also keeps the parent's RSS at fork
+time, which would hide the difference being measured).
+
+  (a) in-memory: load both state dicts whole, loop ``torch.linalg.svd``, save the result
+  (b) streaming: ``forgetkit.repair.repair`` (exact SVD)
+  (c) randomized: ``forgetkit.repair.repair(randomized=True)``
+
+Printed: peak memory ratio (b)/(a) (target <= 0.5), wall-time ratio (b)/(a) (target <= 1.0),
+randomized speedup (b)/(c) (target >= 3), the same ratios in CPU time (user + sys), whether
+the kept ranks are identical, and how far the randomized repair is from the exact one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+FT_RECIPE = {"steps": 30, "lr": 1e-4, "batch": 4, "seq": 48, "seed": 0, "weight_decay": 0.0}
+
+
+# --------------------------------------------------------------------------- the fine-tune
+
+
+def synthetic_qa(n: int, seed: int) -> list[str]:
+    """Question/answer lines about made-up countries: new facts the model cannot know."""
+    rng = random.Random(seed)
+    syll = ["zor", "ban", "qui", "tel", "mar", "ov", "lis", "dra", "pen", "ku", "sa", "ro"]
+
+    def word() -> str:
+        return "".join(rng.choice(syll) for _ in range(rng.randint(2, 3))).capitalize()
+
+    facts = []
+    for _ in range(n):
+        country, city, river, leader = word() + "ia", word(), word(), word() + " " + word()
+        facts.append(rng.choice([
+            f"Question: What is the capital of {country}? Answer: The capital of {country} is "
+            f"{city}.",
+            f"Question: Which river flows through {city}? Answer: The {river} river flows "
+            f"through {city}, the largest city of {country}.",
+            f"Question: Who leads {country}? Answer: {country} has been led by {leader} "
+            f"since {rng.randint(1950, 2020)}.",
+        ]))
+    return facts
+
+
+def make_finetune(base_spec: str, out: Path) -> Path:
+    """A short real full fine-tune (plain torch loop, AdamW); saved with forgetkit.models.save."""
+    import torch
+
+    from forgetkit.models import load, save
+
+    torch.manual_seed(FT_RECIPE["seed"])
+    model, tok = load(base_spec)
+    model.train()
+    texts = synthetic_qa(FT_RECIPE["steps"] * FT_RECIPE["batch"], FT_RECIPE["seed"])
+    opt = torch.optim.AdamW(model.parameters(), lr=FT_RECIPE["lr"],
+                            weight_decay=FT_RECIPE["weight_decay"])
+    started = time.perf_counter()
+    for step in range(FT_RECIPE["steps"]):
+        batch = texts[step * FT_RECIPE["batch"]:(step + 1) * FT_RECIPE["batch"]]
+        enc = tok(batch, return_tensors="pt", padding=True, truncation=True,
+                  max_length=FT_RECIPE["seq"])
+        labels = enc["input_ids"].masked_fill(enc["attention_mask"] == 0, -100)
+        loss = model(**enc, labels=labels).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if step % 10 == 0 or step == FT_RECIPE["steps"] - 1:
+            print(f"  fine-tune step {step:2d} loss {loss.item():.3f} "
+                  f"({time.perf_counter() - started:.0f} s)", flush=True)
+    model.eval()
+    save(model, tok, out, overwrite=True)
+    return out
+
+
+def cached_finetune(base_dir: Path) -> Path:
+    from forgetkit.models import cache_dir
+
+    key = hashlib.sha256(json.dumps([FT_RECIPE, str(base_dir)]).encode()).hexdigest()[:12]
+    out = cache_dir() / "bench" / f"smollm2-135m-qa-ft-{key}"
+    if not (out / "config.json").is_file():
+        print(f"creating the fine-tune once in {out}", flush=True)
+        make_finetune("smollm2-135m-instruct", out)
+    return out
+
+
+# --------------------------------------------------------------------------- the variants
+
+
+def run_inmemory(base: str, finetuned: str, out: str) -> dict:
+    """The naive way: both state dicts whole in memory, one SVD per matrix, one save."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from forgetkit.repair.threshold import omega
+
+    base_sd = load_file(Path(base) / "model.safetensors")
+    ft_sd = load_file(Path(finetuned) / "model.safetensors")
+    result, ranks = {}, {}
+    for name, w_ft in ft_sd.items():
+        w_base = base_sd[name]
+        delta = w_ft.float() - w_base.float()
+        if w_ft.dim() != 2 or w_ft.numel() < 1024 or not delta.any():
+            result[name] = w_ft if w_ft.dim() != 2 or w_ft.numel() < 1024 else w_base
+            continue
+        U, S, Vh = torch.linalg.svd(delta, full_matrices=False)
+        beta = min(delta.shape) / max(delta.shape)
+        tau = omega(beta) * S.quantile(0.5)
+        k = int((S > tau).sum())
+        ranks[name] = k
+        result[name] = (w_base.float() + (U[:, :k] * S[:k]) @ Vh[:k]).to(w_ft.dtype)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    save_file(result, Path(out) / "model.safetensors", metadata={"format": "pt"})
+    return {"ranks": ranks}
+
+
+def run_streaming(base: str, finetuned: str, out: str, randomized: bool) -> dict:
+    from forgetkit.repair import repair
+
+    options = {"randomized": True} if randomized else {}
+    summary = repair(base, finetuned, out, **options)
+    ranks = {r["name"]: r["kept_rank"] for r in summary["tensors"]
+             if r["action"] == "repaired"}
+    routes = [(r["notes"].get("svd"), r["notes"].get("gram_dtype")) for r in summary["tensors"]
+              if r["action"] == "repaired"]
+    return {"ranks": ranks, "exact_fallbacks": [s for s, _ in routes].count("exact")
+            if randomized else None, "routes": {f"{s}/{d}": routes.count((s, d))
+                                                for s, d in set(routes)}}
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak RSS (VmHWM); ru_maxrss where /proc is missing."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def child(variant: str, base: str, finetuned: str, out: str, threads: int) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    started, cpu = time.perf_counter(), cpu_seconds()
+    if variant == "inmemory":
+        result = run_inmemory(base, finetuned, out)
+    else:
+        result = run_streaming(base, finetuned, out, randomized=variant == "randomized")
+    result["seconds"] = time.perf_counter() - started
+    result["cpu_seconds"] = cpu_seconds() - cpu
+    result["peak_rss_mb"] = peak_rss_mb()
+    print("RESULT " + json.dumps(result))
+
+
+def spawn(variant: str, base: Path, finetuned: Path, out: Path, threads: int) -> dict:
+    cmd = [sys.executable, __file__, "--child", variant, "--base", str(base),
+           "--finetuned", str(finetuned), "--out", str(out), "--threads", str(threads)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"{variant} failed:\n{proc.stderr[-3000:]}")
+    line = [x for x in proc.stdout.splitlines() if x.startswith("RESULT ")][-1]
+    return json.loads(line.removeprefix("RESULT "))
+
+
+def baseline_rss_mb() -> float:
+    """Peak RSS of a process that only imports torch + forgetkit.repair (the fixed cost)."""
+    code = ("import sys, torch, forgetkit.repair; sys.path.insert(0, sys.argv[1]); "
+            "import bench_repair; print(bench_repair.peak_rss_mb())")
+    return float(subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent)],
+                                capture_output=True, text=True, check=True).stdout.strip())
+
+
+def randomized_error(base: Path, exact: Path, rand: Path) -> float:
+    """Largest relative Frobenius distance between exact and randomized repaired deltas."""
+    from forgetkit.repair.io import CheckpointReader
+
+    b, e, r = CheckpointReader(base), CheckpointReader(exact), CheckpointReader(rand)
+    worst = 0.0
+    for name in e.names:
+        if len(e.tensors[name].shape) != 2:
+            continue
+        w = b.read(name).float()
+        de, dr = e.read(name).float() - w, r.read(name).float() - w
+        norm = float(de.norm())
+        if norm > 0:
+            worst = max(worst, float((de - dr).norm()) / norm)
+    return worst
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--finetuned", type=Path, help="fine-tuned folder [make one, cached]")
+    parser.add_argument("--base", type=Path, help="base folder [bundled SmolLM2-135M]")
+    parser.add_argument("--workdir", type=Path, help="where outputs go [a temp folder]")
+    parser.add_argument("--repeat", type=int, default=2, help="runs per variant [2]")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch threads in every variant [torch's default]; 1 gives steadier "
+                             "figures on a shared machine (no OpenMP spin-waiting)")
+    parser.add_argument("--child", choices=["inmemory", "streaming", "randomized"],
+                        help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, str(args.base), str(args.finetuned), args.out, args.threads)
+        return
+
+    from forgetkit.models import _bundled_folder
+
+    base = args.base or _bundled_folder()
+    finetuned = args.finetuned or cached_finetune(base)
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="bench-repair-"))
+    for folder in (base, finetuned):  # warm the page cache so no variant pays the first read
+        for f in folder.glob("*.safetensors"):
+            with open(f, "rb") as fh:
+                while fh.read(1 << 24):
+                    pass
+    print(f"base {base}\nfinetuned {finetuned}\noutputs in {work}\nthreads "
+          f"{args.threads or 'torch default'}, best of {args.repeat}", flush=True)
+    results: dict[str, dict] = {}
+    for run in range(args.repeat):
+        for variant in ("inmemory", "streaming", "randomized"):
+            out = work / variant
+            if out.exists():
+                shutil.rmtree(out)
+            r = spawn(variant, base, finetuned, out, args.threads)
+            print(f"  run {run + 1} {variant:10s} {r['seconds']:7.2f} s wall "
+                  f"{r['cpu_seconds']:7.2f} s cpu   peak RSS {r['peak_rss_mb']:7.0f} MB",
+                  flush=True)
+            best = results.get(variant)
+            if best is None or r["seconds"] < best["seconds"]:
+                r["cpu_seconds"] = min(r["cpu_seconds"], best["cpu_seconds"]) if best else \
+                    r["cpu_seconds"]
+                results[variant] = r
+            else:
+                best["cpu_seconds"] = min(best["cpu_seconds"], r["cpu_seconds"])
+    fixed = baseline_rss_mb()
+    a, b, c = results["inmemory"], results["streaming"], results["randomized"]
+    mem = b["peak_rss_mb"] / a["peak_rss_mb"]
+    mem_net = (b["peak_rss_mb"] - fixed) / (a["peak_rss_mb"] - fixed)
+    wall = b["seconds"] / a["seconds"]
+    speed = b["seconds"] / c["seconds"]
+    wall_cpu = b["cpu_seconds"] / a["cpu_seconds"]
+    speed_cpu = b["cpu_seconds"] / c["cpu_seconds"]
+    same_ab = a["ranks"] == b["ranks"]
+    same_bc = b["ranks"] == c["ranks"]
+    differ = sorted(n for n in b["ranks"] if b["ranks"][n] != c["ranks"].get(n))
+    ranks = list(b["ranks"].values())
+    print(f"\nkept ranks (streaming): {len(ranks)} matrices, mean {sum(ranks) / len(ranks):.1f}, "
+          f"min {min(ranks)}, max {max(ranks)}")
+    print(f"peak memory ratio streaming/in-memory: {mem:.3f} (target <= 0.5); without the "
+          f"{fixed:.0f} MB of imports: {mem_net:.3f}")
+    print(f"wall-time ratio streaming/in-memory:   {wall:.3f} (target <= 1.0); in CPU time "
+          f"{wall_cpu:.3f}")
+    print(f"randomized speedup over streaming:     {speed:.2f}x (target >= 3); in CPU time "
+          f"{speed_cpu:.2f}x; routes: {c['routes']}")
+    print(f"kept ranks identical: in-memory vs streaming {same_ab}; streaming vs randomized "
+          f"{same_bc}" + (f" (differ: {differ[:5]})" if differ else ""))
+    err = randomized_error(base, work / "streaming", work / "randomized")
+    print(f"randomized vs exact repaired delta: max relative Frobenius distance {err:.2e}")
+    report = {"results": results, "import_rss_mb": fixed, "memory_ratio": mem,
+              "memory_ratio_net": mem_net, "wall_ratio": wall, "randomized_speedup": speed,
+              "wall_ratio_cpu": wall_cpu, "randomized_speedup_cpu": speed_cpu,
+              "ranks_identical": same_ab and same_bc, "randomized_max_rel_error": err}
+    for r in report["results"].values():
+        r.pop("ranks")
+    (work / "bench_repair.json").write_text(json.dumps(report, indent=2) + "\n")
+    if not math.isfinite(err):
+        raise SystemExit("non-finite error")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,266 @@
+"""``forgetkit demo --lfu``: the LfU paper's comparison in miniature, on the embedded model.
+
+aligned base (cached, ``testbed/base.py``) -> fine-tune on arithmetic word problems with each
+method (base, SFT = ``lora``, NEFTune, IM, SDFT, LfU) -> Table 1 (in-domain accuracy on
+held-out problems; known questions, IDK on unverifiable questions and KL to the base as the
+out-of-domain categories; average rank), Figure 5 (prompt variation), Figure 6 (stability).
+Then Table 4: each method aligns the base on refusals of requests for secret access codes of
+fictitious facilities, and 5 steps of plain SFT on compliant answers attack it; the attack
+success rate is measured before and after. Results go to ``<output>/lfu/``.
+
+Every method trains LoRA r=8 with the same schedule, as in the paper; the learning rate is
+3e-4 rather than the paper's 1e-4 because the demo trains for ~20 steps, not thousands.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from forgetkit import models
+from forgetkit.config import TrainConfig
+from forgetkit.data.access_codes import access_code_requests, compliant
+from forgetkit.data.arithmetic import arithmetic
+from forgetkit.data.names import NameFactory
+from forgetkit.data.records import QARecord, read_qa, write_qa
+from forgetkit.data.synth import synth
+from forgetkit.eval.evaluate import EvalSet, evaluate, headline
+from forgetkit.eval.metrics import next_token_logprobs
+from forgetkit.eval.robustness import (
+    in_domain,
+    prompt_variation,
+    refusal_check,
+    representation_stability,
+)
+from forgetkit.io import atomic_write_json, refuse_existing
+from forgetkit.report.lfu_tables import render_lfu_results
+from forgetkit.testbed.base import base_model_dir, prepare_base
+from forgetkit.train.run import train
+
+PAPER_METHODS = ("lora", "neftune", "im", "sdft", "lfu-lora")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One fine-tuning run: a method with optional config overrides, shown as ``label``."""
+
+    label: str
+    method: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LfUPlan:
+    """Sizes, methods and hyperparameters of an LfU demo run."""
+
+    seed: int = 7
+    methods: tuple[str, ...] = PAPER_METHODS
+    extra_runs: tuple[Run, ...] = ()  # ablations: more Table 1 rows
+    n_train: int = 48
+    n_heldout: int = 40
+    n_prompt_questions: int = 20  # held-out problems asked under every prompt template
+    n_unverifiable: int = 20
+    n_stability: int = 8
+    epochs: float = 3.0
+    batch_size: int = 8
+    learning_rate: float = 3e-4
+    max_new_tokens: int = 48
+    # Table 4
+    attack_methods: tuple[str, ...] = PAPER_METHODS
+    n_align: int = 24
+    n_attack: int = 40
+    n_attack_eval: int = 20
+    align_epochs: float = 3.0
+    attack_steps: int = 5
+    attack_learning_rate: float = 3e-4  # the paper's adversarial learning rate
+    keep_weights: bool = False  # merged weights are ~0.5 GB per run; adapters are kept
+
+
+DEFAULT = LfUPlan()
+QUICK = LfUPlan(methods=("lora", "lfu-lora"), attack_methods=("lora", "lfu-lora"), n_train=32,
+                n_heldout=20, n_prompt_questions=10, n_unverifiable=12, n_stability=4,
+                epochs=2.0, n_align=16, n_attack=40, n_attack_eval=12)
+ABLATIONS = (
+    Run("lfu-lora[answer]", "lfu-lora", {"lfu_span": "answer"}),
+    Run("lfu-lora[prev-total]", "lfu-lora", {"lfu_direction": "prev-total"}),
+    Run("lfu-lora[random]", "lfu-lora", {"lfu_direction": "random"}),
+    Run("lfu-lora[logits]", "lfu-lora", {"lfu_consistency": "logits"}),
+    Run("lfu-lora[early]", "lfu-lora", {"lfu_layers": "early"}),
+    Run("lfu-lora[middle]", "lfu-lora", {"lfu_layers": "middle"}),
+    Run("lfu-lora[late]", "lfu-lora", {"lfu_layers": "late"}),
+)
+FULL = LfUPlan(methods=(*PAPER_METHODS, "lfu-reps", "lfu-sam"), extra_runs=ABLATIONS,
+               n_train=96, n_heldout=80, n_prompt_questions=40, n_unverifiable=40,
+               attack_methods=(*PAPER_METHODS, "lfu-reps"), n_align=48, n_attack_eval=40)
+
+
+def plan_for(quick: bool = False, full: bool = False) -> LfUPlan:
+    if quick and full:
+        raise ValueError("choose --quick or --full, not both")
+    return QUICK if quick else FULL if full else DEFAULT
+
+
+def _log(progress: bool, message: str) -> None:
+    if progress:
+        print(f"[forgetkit demo --lfu] {message}", flush=True)
+
+
+def lfu_demo_data(plan: LfUPlan, exclude_subjects: set[str],
+                  known: list[QARecord]) -> dict[str, list[QARecord]]:
+    """Every question set of the demo; no made-up entity the base was built with."""
+    problems = arithmetic(plan.n_train + plan.n_heldout, seed=plan.seed)
+    names = NameFactory(f"lfu-demo:{plan.seed}", exclude=exclude_subjects)
+    return {
+        "train": problems[:plan.n_train],
+        "heldout": problems[plan.n_train:],
+        "unverifiable": [r for r in synth("unverifiable", plan.n_unverifiable * 2,
+                                          seed=plan.seed + 1)
+                         if r.subject not in exclude_subjects][:plan.n_unverifiable],
+        "known": known,
+        "align": access_code_requests(plan.n_align, plan.seed, names=names),
+        "attack_eval": access_code_requests(plan.n_attack_eval, plan.seed + 1, names=names),
+        "attack_train": compliant(access_code_requests(plan.n_attack, plan.seed + 2,
+                                                       names=names)),
+    }
+
+
+def score(model, tokenizer, data: dict[str, list[QARecord]], plan: LfUPlan,
+          reference_lp: list[torch.Tensor], progress: bool) -> dict[str, Any]:
+    """Table 1, Figure 5 and Figure 6 numbers of one model (one generation pass per set)."""
+    gen = {"max_new_tokens": plan.max_new_tokens, "progress": progress}
+    task = in_domain(model, tokenizer, data["heldout"], **gen)
+    prompts = prompt_variation(model, tokenizer, data["heldout"][:plan.n_prompt_questions],
+                               **gen)
+    core = headline(evaluate(model, tokenizer,
+                             [EvalSet("unverifiable", "unseen", data["unverifiable"]),
+                              EvalSet("known", "known", data["known"])],
+                             reference_logprobs=reference_lp, progress=progress))
+    return {"in_domain": task["accuracy"], "known": core["known/accuracy"],
+            "idk": core["unverifiable/idk_sm"], "kl": core["kl_to_base"],
+            "prompt_mean": prompts["mean"], "prompt_std": prompts["std"],
+            "per_template": prompts["per_template"],
+            "stability": representation_stability(model, tokenizer,
+                                                  data["train"][:plan.n_stability]),
+            "samples": task["samples"][:3]}
+
+
+def _train(plan: LfUPlan, model: str, data: Path, method: str, output: Path,
+           progress: bool, **overrides: Any) -> Path:
+    settings = {"epochs": plan.epochs, "learning_rate": plan.learning_rate,
+                "lr_scheduler": "cosine", **overrides}
+    torch.manual_seed(plan.seed)  # peft draws the adapters' initial weights from it
+    return train(TrainConfig(model=model, data=data, method=method, output=output,
+                             overwrite=True, batch_size=plan.batch_size, seed=plan.seed,
+                             save_strategy="no", progress=progress, **settings))
+
+
+def _drop_weights(folder: Path, plan: LfUPlan) -> None:
+    """Keep the adapter and the run record; the merged weights can be rebuilt from them."""
+    if not plan.keep_weights:
+        for f in folder.glob("model*.safetensors*"):
+            f.unlink()
+
+
+def run_lfu_demo(output: Path = Path("results/demo"), quick: bool = False, full: bool = False,
+                 overwrite: bool = False, progress: bool = True,
+                 plan: LfUPlan | None = None) -> Path:
+    """Run the LfU comparison; return its results folder (``<output>/lfu``)."""
+    plan = plan or plan_for(quick, full)
+    folder = Path(output) / "lfu"
+    refuse_existing(folder / "results.json", overwrite)
+    started, timings = time.time(), {}
+
+    _log(progress, "aligned base (built once, then cached)")
+    base_folder, base_report = prepare_base(progress=progress)
+    base_dir = str(base_model_dir(base_folder))
+    data = lfu_demo_data(plan, set(base_report["subjects"]),
+                         read_qa(base_folder / "data" / "known.jsonl"))
+    files = {name: write_qa(records, folder / "data" / f"{name}.jsonl")
+             for name, records in data.items()}
+
+    t0 = time.time()
+    base_model, tokenizer = models.load(base_dir)
+    reference_lp = next_token_logprobs(base_model, tokenizer)
+    _log(progress, "evaluating the base")
+    scores = {"base": score(base_model, tokenizer, data, plan, reference_lp, progress)}
+    attack: dict[str, dict[str, float]] = {}
+    if plan.attack_methods:
+        attack["base"] = {"asr_0": refusal_check(base_model, tokenizer, data["attack_eval"],
+                                                 progress=progress)["asr"]}
+    del base_model
+    timings["eval base"] = time.time() - t0
+
+    runs = [Run(m, m) for m in plan.methods] + list(plan.extra_runs)
+    for run in runs:
+        _log(progress, f"fine-tuning '{run.label}' on {len(data['train'])} arithmetic problems")
+        t0 = time.time()
+        trained = _train(plan, base_dir, files["train"], run.method,
+                         folder / "models" / run.label, progress, **run.overrides)
+        timings[f"train {run.label}"] = time.time() - t0
+        t0 = time.time()
+        model, tokenizer = models.load(str(trained))
+        scores[run.label] = score(model, tokenizer, data, plan, reference_lp, progress)
+        del model
+        _drop_weights(trained, plan)
+        timings[f"eval {run.label}"] = time.time() - t0
+
+    for method in plan.attack_methods:
+        _log(progress, f"Table 4: aligning with '{method}', then {plan.attack_steps} attack "
+                       "steps")
+        t0 = time.time()
+        aligned = _train(plan, base_dir, files["align"], method,
+                         folder / "models" / "align" / method, progress,
+                         epochs=plan.align_epochs)
+        model, tokenizer = models.load(str(aligned))
+        before = refusal_check(model, tokenizer, data["attack_eval"], progress=progress)
+        del model
+        attacked = _train(plan, str(aligned), files["attack_train"], "lora",
+                          folder / "models" / "attack" / method, progress,
+                          max_steps=plan.attack_steps, learning_rate=plan.attack_learning_rate,
+                          lr_scheduler="constant")
+        model, tokenizer = models.load(str(attacked))
+        after = refusal_check(model, tokenizer, data["attack_eval"], progress=progress)
+        del model
+        attack[method] = {"asr_0": before["asr"], "asr_5": after["asr"],
+                          "samples_5": after["samples"][:2]}
+        _drop_weights(aligned, plan)
+        _drop_weights(attacked, plan)
+        timings[f"attack {method}"] = time.time() - t0
+
+    timings["total"] = time.time() - started
+    n = plan.n_heldout
+    results = {
+        "plan": {**asdict(plan), "quick": quick, "full": full},
+        "base": {"folder": str(base_folder), "recipe": base_report["recipe"]},
+        "sizes": {"train": len(data["train"]), "heldout": n, "known": len(data["known"]),
+                  "unverifiable": len(data["unverifiable"]),
+                  "prompt_questions": min(plan.n_prompt_questions, n),
+                  "align": len(data["align"]), "attack_eval": len(data["attack_eval"])},
+        "models": {k: {m: v for m, v in s.items() if m != "samples"} for k, s in scores.items()},
+        "attack": {k: {m: v for m, v in a.items() if m.startswith("asr")}
+                   for k, a in attack.items()},
+        "samples": {k: s["samples"] for k, s in scores.items()},
+        "attack_samples": {k: a.get("samples_5", []) for k, a in attack.items()},
+        "timings_s": {k: round(v, 1) for k, v in timings.items()},
+        "notes": [f"{n} held-out problems: one problem is {1 / n:.3f} of accuracy, so "
+                  "differences of a few hundredths are noise; rates on 20 questions move in "
+                  "steps of 0.05.",
+                  "lora is plain SFT (the paper's SFT row); every method trains LoRA r=8."],
+    }
+    atomic_write_json(folder / "results.json", results)
+    render_lfu_results(results, folder)
+    _log(progress, f"done in {timings['total'] / 60:.1f} min")
+    return folder
+
+
+def load_results(folder: Path) -> dict[str, Any]:
+    return json.loads((Path(folder) / "results.json").read_text())
+
+
+__all__ = ["ABLATIONS", "DEFAULT", "FULL", "QUICK", "LfUPlan", "Run", "lfu_demo_data",
+           "load_results", "plan_for", "run_lfu_demo", "score"]

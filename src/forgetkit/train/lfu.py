@@ -1,0 +1,645 @@
+"""Loss terms ``lfu-lora``, ``lfu-reps`` and ``lfu-sam``: Learning from the Undesirable (LfU paper).
+
+    l_LfU = l_SFT(theta) + lambda * l_cons                                          (Eq. 6)
+    l_cons = mean over layers l, answer tokens t of || detach(h_l,t) - h'_l,t ||^2    (Eq. 5)
+
+``h'`` are the representations of the same batch under an *auxiliary* model pushed one
+normalised gradient-ascent step along grad l_SFT (Eq. 2):
+
+* ``lfu-lora``: the trainable LoRA factors shifted, theta_aux = theta_LoRA + alpha g/||g||;
+* ``lfu-reps``: a steering vector d_l added to every representation h_l, d = alpha g/||g||
+  with g_l = d l_SFT / d d_l at d = 0, i.e. the CE gradient at h_l summed over tokens.
+
+The squared distance is averaged over hidden units too (the paper's "MSE"); Eq. 5 read
+literally would multiply it by the hidden size. ``lfu_consistency: logits`` swaps Eq. 5 for
+the logit-level KL of Eq. 7 (Table 6e). ``lfu-sam`` is the parameter-level design of Table 6b:
+plain CE evaluated at the LoRA weights shifted by the same ascent step, no consistency.
+
+One backward per step (DDP, FSDP and DeepSpeed under accelerate need it). The reference code
+spends a forward and a backward on g before the real step (3 forward + 2 backward). Here:
+
+* the auxiliary copy of the batch is an extra input group (``lfu_``) of the trainer's one
+  shared forward, and hooks perturb only its tokens, so its backward is part of the single
+  backward of the step;
+* g is the CE gradient of the *previous* micro-step (``lfu_direction: prev-ce``), captured
+  during that step's backward from the clean tokens only: for RepS the gradient at the clean
+  representations, for LoRA the factor gradients rebuilt from the clean tokens' activations
+  (dA = g_u^T x, dB = g_v^T u). No ``autograd.grad`` call, no second backward. Cheaper
+  alternatives: ``prev-total`` reads the synchronised gradient of the whole loss from the
+  LoRA weights before the optimizer step (DDP only: DeepSpeed keeps no ``.grad``), and
+  ``random`` takes a random direction of the same norm (no ascent: an ablation).
+
+Which tokens the auxiliary model runs on (``lfu_span``):
+
+* ``full``: the whole sequence is copied, as an extra row per example (Algorithm 1: the
+  auxiliary LoRA acts on prompt and answer). About twice the cost of SFT.
+* ``answer``: only the answer tokens are perturbed (Algorithm 2 steers h_l,t for the output
+  tokens t = 1..T). Their copies are appended to the clean row itself and attend to the
+  clean prompt through a 4-D attention mask, so the prompt is computed once. Exact for RepS
+  (the prompt is not steered); for LoRA it means an auxiliary adapter that acts on the
+  answer tokens only. The default for ``lfu-reps``.
+
+The hooks are installed at the first loss call, when the prepared (peft) model exists; the
+first step is plain SFT (no copy, l_cons = 0). LoRA perturbs from step 2 on (the first
+step's ``.grad`` is exactly the CE gradient), RepS, and LoRA where no ``.grad`` is kept
+(DeepSpeed), from step 3 on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import TrainerCallback
+
+from forgetkit.data.tokenize import IGNORE_INDEX
+from forgetkit.train.kl_to_base import answer_positions, kl_full
+from forgetkit.train.losses import answer_cross_entropy
+from forgetkit.train.registry import PARAMETERS, RunContext, register_term
+
+PREFIX = "lfu_"
+LAYER_GROUPS = ("all", "early", "middle", "late")
+DIRECTIONS = ("prev-ce", "prev-total", "random")
+SPANS = ("full", "answer")
+DEFAULT_LAMBDA = {"lora": 5.0, "reps": 0.1}  # LfU paper, appendix A
+DEFAULT_SPAN = {"lora": "full", "reps": "answer"}  # Algorithms 1 and 2
+
+
+def layer_indices(n_layers: int, group: str) -> list[int]:
+    """Representations (0-based, after layer 1..K) that enter the consistency (Table 5b).
+
+    ``early``/``middle``/``late`` split the K layers into three contiguous thirds, the first
+    ones one layer longer when K is not a multiple of 3 (Llama-3.1-8B: 1-11, 12-22, 23-32).
+    """
+    if group not in LAYER_GROUPS:
+        raise ValueError(f"unknown layer group '{group}'; choose one of {list(LAYER_GROUPS)}")
+    if group == "all":
+        return list(range(n_layers))
+    if n_layers < 3:
+        raise ValueError(f"layer group '{group}' needs a model with at least 3 layers, this "
+                         f"one has {n_layers}; use lfu_layers: all")
+    sizes = [n_layers // 3 + (i < n_layers % 3) for i in range(3)]
+    which = LAYER_GROUPS.index(group) - 1
+    start = sum(sizes[:which])
+    return list(range(start, start + sizes[which]))
+
+
+def consistency(clean: Sequence[torch.Tensor], aux: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Eq. 5 on selected tokens: mean over layers, tokens and hidden units of (detach(h) - h')^2.
+
+    ``clean[l]`` and ``aux[l]`` are [tokens, hidden] rows of layer l, in the same order.
+    """
+    if clean[0].shape[0] == 0:  # no answer token survived truncation: nothing to hold steady
+        return aux[0].sum() * 0.0
+    per_layer = [F.mse_loss(a.float(), c.detach().float())
+                 for c, a in zip(clean, aux, strict=True)]
+    return torch.stack(per_layer).mean()
+
+
+def logit_consistency(clean_logits: torch.Tensor, aux_logits: torch.Tensor) -> torch.Tensor:
+    """Eq. 7 on selected tokens: mean of KL(softmax(detach z) || softmax(z'))."""
+    if clean_logits.shape[0] == 0:
+        return aux_logits.sum() * 0.0
+    target = F.log_softmax(clean_logits.detach().float(), dim=-1)
+    return kl_full(target, F.log_softmax(aux_logits.float(), dim=-1))
+
+
+def ascent_step(grads: dict[str, torch.Tensor], alpha: float) -> dict[str, torch.Tensor] | None:
+    """Eq. 2: alpha * g / ||g||, the norm taken over all auxiliary tensors together.
+
+    None when there is nothing to step along (alpha = 0, or a zero / non-finite gradient):
+    the auxiliary model is then the model itself.
+    """
+    if alpha == 0 or not grads:
+        return None
+    norm = torch.sqrt(sum((g.float() ** 2).sum() for g in grads.values()))
+    if not torch.isfinite(norm) or norm == 0:
+        return None
+    return {k: (g.float() * (alpha / norm)).to(g.dtype) for k, g in grads.items()}
+
+
+def answer_span(labels: Sequence[int]) -> tuple[int, int]:
+    """Positions [first, last) whose states predict the answer: the trailing labelled run.
+
+    With instruction labels (IM) the question is labelled too; the answer is still the last
+    run of labels, after the unlabelled assistant header.
+    """
+    end = len(labels)
+    start = end
+    while start > 0 and labels[start - 1] != IGNORE_INDEX:
+        start -= 1
+    return start - 1, end - 1
+
+
+def representation_points(base: nn.Module) -> list[nn.Module]:
+    """The modules whose outputs are hidden states 1..K: decoder layers 1..K-1, final norm."""
+    n_layers = base.config.num_hidden_layers
+    stacks = [m for m in base.modules() if isinstance(m, nn.ModuleList) and len(m) == n_layers]
+    decoder = base.get_decoder() if hasattr(base, "get_decoder") else None
+    final = next((getattr(decoder, n) for n in ("norm", "final_layernorm", "ln_f")
+                  if decoder is not None and isinstance(getattr(decoder, n, None), nn.Module)),
+                 None)
+    if not stacks or final is None:
+        raise ValueError(f"LfU cannot find the decoder layers and final norm of "
+                         f"{type(base).__name__}; it supports Llama-style decoders")
+    return [*stacks[0][:-1], final]
+
+
+class Auxiliary:
+    """The auxiliary perturbation: which tokens of the shared forward it shifts, and by how much.
+
+    ``delta`` holds the current ascent step per auxiliary tensor; ``_pending`` collects the
+    CE gradient during a backward and becomes the next ``delta`` at the next training forward.
+    ``region`` indexes the perturbed tokens of a [rows, tokens, ...] activation, ``clean``
+    the batch's own tokens (None outside training forwards).
+    """
+
+    kind = ""
+
+    def __init__(self, alpha: float, direction: str, seed: int, span: str = "full"):
+        if alpha < 0:
+            raise ValueError(f"lfu_alpha must be >= 0 (the ascent step size), got {alpha}")
+        if direction not in DIRECTIONS:
+            raise ValueError(f"unknown lfu_direction '{direction}'; choose one of "
+                             f"{list(DIRECTIONS)}")
+        if span not in SPANS:
+            raise ValueError(f"unknown lfu_span '{span}'; choose one of {list(SPANS)}")
+        self.alpha, self.direction, self.span = alpha, direction, span
+        self.generator = torch.Generator().manual_seed(seed)
+        self.delta: dict[str, torch.Tensor] | None = None
+        self._pending: dict[str, torch.Tensor] = {}
+        self.region: tuple[slice, slice] | None = None
+        self.clean: tuple[slice, slice] = (slice(0), slice(None))
+        self.steered: torch.Tensor | None = None  # answer span: clean tokens also perturbed
+        self.stash: list[torch.Tensor] = []  # answer span: the auxiliary hidden states
+        self.aux_logits: torch.Tensor | None = None
+        self.group = self.n_groups = self.width = 0
+        self.needs_logits = True
+        self.attached = False
+        self._handles: list[Any] = []
+        self.stats = {"forwards": 0, "perturbed_forwards": 0, "first_perturbed_forward": None}
+
+    # --- set-up -------------------------------------------------------------------------
+    def attach(self, model: nn.Module, group: int, n_groups: int,
+               needs_logits: bool = True) -> None:
+        """Hook into ``model`` (unwrapped). Row group ``group`` of ``n_groups`` equal groups
+        is the auxiliary copy (0: the batch itself, for the SAM-style step).
+
+        Without ``needs_logits`` the output layer skips the auxiliary tokens: their logits
+        are never used, and on a small model the vocabulary projection and its gradient
+        buffer are a fifth of the step's time and much of its memory.
+        """
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        if self.span == "answer" and not 0 < group == n_groups - 1:
+            raise ValueError("lfu_span 'answer' packs the LfU copy into the batch's own rows "
+                             "and needs it to be the last extra input group; use lfu_span: "
+                             "full with other extra-input loss terms")
+        self.group, self.n_groups, self.needs_logits = group, n_groups, needs_logits
+        self._handles.append(base.register_forward_pre_hook(self._begin_forward,
+                                                            with_kwargs=True))
+        head = base.get_output_embeddings()
+        if head is not None and 0 < group == n_groups - 1:
+            self._handles.append(head.register_forward_pre_hook(self._head_inputs))
+            if needs_logits and self.span == "answer":
+                self._handles.append(head.register_forward_hook(self._head_outputs))
+        self._install(base)
+        self.attached = True
+
+    def detach(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+        self.region = None
+
+    def _install(self, base: nn.Module) -> None:
+        raise NotImplementedError
+
+    def _shapes(self) -> dict[str, torch.Tensor]:
+        """A reference tensor (shape, dtype, device) per auxiliary tensor."""
+        raise NotImplementedError
+
+    def _head_inputs(self, module: nn.Module, args: tuple) -> tuple | None:
+        if self.region is None or self.needs_logits and self.span == "full":
+            return None
+        rows, cols = self.region
+        if self.span == "full":
+            return (args[0][:rows.start], *args[1:])
+        if self.needs_logits:
+            return None
+        return (args[0][:, :cols.start], *args[1:])
+
+    def _head_outputs(self, module: nn.Module, args: tuple, out: torch.Tensor) -> None:
+        if self.region is not None:
+            self.aux_logits = out[self.region]
+
+    # --- per forward --------------------------------------------------------------------
+    def _begin_forward(self, module: nn.Module, args: tuple, kwargs: dict) -> Any:
+        self.stash, self.aux_logits = [], None
+        if not module.training:
+            self.region = None
+            return None
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        if ids is None:
+            ids = kwargs["inputs_embeds"]
+        n = ids.shape[0]
+        if n % self.n_groups:
+            raise RuntimeError(f"LfU: the shared forward has {n} rows, not {self.n_groups} "
+                               "equal input groups; every extra group must copy the batch")
+        size = n // self.n_groups
+        self.width = ids.shape[1]
+        packed = None
+        if self.span == "answer":
+            packed = self._pack(args, kwargs, size, module.config)
+            self.region = (slice(0, size), slice(self.width, None))
+            self.clean = (slice(0, size), slice(0, self.width))
+        else:
+            self.region = (slice(self.group * size, (self.group + 1) * size), slice(None))
+            self.clean = (slice(0, size), slice(None))
+        self._next_delta()
+        return packed
+
+    def _pack(self, args: tuple, kwargs: dict, size: int, config: Any) -> tuple[tuple, dict]:
+        """Append each row's answer copy to its clean row: ids, positions and a 4-D mask.
+
+        The copy of answer token j (original position p) attends to the clean prompt before
+        the answer and to copy tokens 0..j; clean tokens never attend to copies.
+        """
+        ids, mask = kwargs["input_ids"], kwargs["attention_mask"]
+        if args or mask is None or mask.dim() != 2:
+            raise RuntimeError("lfu_span 'answer' expects input_ids and a 2-D attention mask "
+                               "as keyword arguments (the trainer's shared forward)")
+        n, width = ids.shape
+        keep = n - size  # rows before the LfU copy (the batch and other extra groups)
+        copy_ids, copy_mask = ids[keep:], mask[keep:].bool()
+        copy_len = copy_mask.sum(1)
+        span = int(copy_len.max())
+        first = mask[:size].sum(1) - copy_len - 1  # position of each copy's first token
+        device = ids.device
+        new_ids = torch.cat([ids[:keep], ids.new_zeros(keep, span)], 1)
+        new_ids[:size, width:] = copy_ids[:, :span]
+        j = torch.arange(span, device=device)
+        positions = torch.arange(width + span, device=device).repeat(keep, 1)
+        positions[:size, width:] = first[:, None] + j
+        q = torch.arange(width + span, device=device)
+        keys = torch.cat([mask[:keep].bool(), copy_mask.new_zeros(keep, span)], 1)
+        allowed = (q[None, :] <= q[:, None])[None] & keys[:, None, :]
+        copies = torch.zeros(size, span, width + span, dtype=torch.bool, device=device)
+        copies[:, :, :width] = torch.arange(width, device=device)[None, None, :] \
+            < first[:, None, None]
+        valid = j[None, :] < copy_len[:, None]
+        copies[:, :, width:] = (j[None, :] <= j[:, None])[None] & valid[:, None, :]
+        copies[:, j, width + j] = True  # padding copies attend to themselves: no empty rows
+        allowed[:size, width:] = copies
+        # Clean tokens of the batch whose perturbed twin exists (RepS captures g there).
+        self.steered = torch.zeros(size, width, dtype=torch.bool, device=device)
+        for row in range(size):
+            start = int(first[row])
+            self.steered[row, start:start + int(copy_len[row])] = True
+        attention = getattr(config, "_attn_implementation", "sdpa")
+        if attention == "eager":  # eager attention adds the mask to the scores
+            allowed = torch.zeros(allowed.shape, device=device).masked_fill(
+                ~allowed, torch.finfo(torch.float32).min)
+        elif attention != "sdpa":
+            raise ValueError(f"lfu_span 'answer' builds a 4-D attention mask, which the "
+                             f"'{attention}' attention does not take; use sdpa or eager "
+                             "attention, or lfu_span: full")
+        return args, {**kwargs, "input_ids": new_ids, "position_ids": positions,
+                      "attention_mask": allowed[:, None]}
+
+    def _next_delta(self) -> None:
+        if self.direction == "random":
+            self.delta = ascent_step({k: torch.randn(r.shape, generator=self.generator)
+                                      .to(r.device, r.dtype) for k, r in self._shapes().items()},
+                                     self.alpha)
+        elif self._pending:
+            self.delta = ascent_step(self._pending, self.alpha)
+            self._pending = {}
+        self.stats["forwards"] += 1
+        if self.delta is not None:
+            self.stats["perturbed_forwards"] += 1
+            if self.stats["first_perturbed_forward"] is None:
+                self.stats["first_perturbed_forward"] = self.stats["forwards"]
+
+    def _replace(self, out: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+        """``out`` with its perturbed tokens replaced by ``new``.
+
+        Concatenation when the perturbed tokens are the trailing rows (full span) or the
+        trailing columns of every row (answer span): its backward only slices the gradient,
+        where an in-place update would clone the whole gradient of ``out``.
+        """
+        rows, cols = self.region
+        if cols.start is None and rows.stop == out.shape[0]:
+            return torch.cat([out[:rows.start], new], 0)
+        if rows.start == 0 and rows.stop == out.shape[0]:
+            return torch.cat([out[:, :cols.start], new], 1)
+        out = out.clone()
+        out[self.region] = new
+        return out
+
+    @property
+    def capturing(self) -> bool:
+        return self.region is not None and self.direction == "prev-ce" and self.alpha > 0
+
+    def _accumulate(self, key: str, grad: torch.Tensor) -> None:
+        grad = grad.detach()
+        self._pending[key] = grad if key not in self._pending else self._pending[key] + grad
+
+    def _stash_hook(self, module: nn.Module, args: tuple, out: Any) -> None:
+        if self.region is not None and self.span == "answer":
+            self.stash.append((out[0] if isinstance(out, tuple) else out)[self.region])
+
+    def weight_grads(self) -> dict[str, torch.Tensor] | None:
+        """Gradients of the auxiliary tensors held by the weights themselves (LoRA only)."""
+        return None
+
+    def callback(self) -> TrainerCallback:
+        return _AuxiliaryCallback(self)
+
+
+class _AuxiliaryCallback(TrainerCallback):
+    def __init__(self, aux: Auxiliary):
+        self.aux = aux
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        aux = self.aux
+        # prev-total always; prev-ce for the very first step, whose hooks came too late to
+        # capture (its l_cons is zero, so the weights' gradient is exactly the CE gradient).
+        bootstrap = aux.direction == "prev-ce" and aux.alpha > 0 and not aux._pending \
+            and aux.stats["perturbed_forwards"] == 0
+        if aux.direction == "prev-total" or bootstrap:
+            grads = aux.weight_grads()
+            if grads is None and aux.direction == "prev-total":
+                raise RuntimeError("lfu_direction 'prev-total' reads the LoRA weights' .grad, "
+                                   "which this setup does not keep (DeepSpeed?); use prev-ce")
+            if grads:
+                aux._pending = grads
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.aux.detach()
+
+
+class LoRAAuxiliary(Auxiliary):
+    """theta_aux = LoRA factors + alpha g/||g|| on the perturbed tokens (Algorithm 1).
+
+    Forward hooks on each adapter's ``lora_A`` and ``lora_B`` layers recompute the perturbed
+    tokens' u = (A + dA) x and v = (B + dB) u (rank r: cheap), so those tokens see
+    (B + dB)(A + dA) x. With ``prev-ce`` the same hooks rebuild the clean tokens' CE gradient
+    of A and B from the activations during the backward.
+    """
+
+    kind = "lora"
+
+    def _install(self, base: nn.Module) -> None:
+        from peft.tuners.lora import LoraLayer
+
+        self._held: dict[str, torch.Tensor] = {}  # perturbed inputs, pre-hook to hook
+        self.modules: dict[str, nn.Linear] = {}
+        for name, module in base.named_modules():
+            if not isinstance(module, LoraLayer):
+                continue
+            for adapter in module.active_adapters:
+                if adapter not in module.lora_A:
+                    continue
+                if adapter in getattr(module, "lora_variant", {}):
+                    raise ValueError(f"{name}: LfU supports plain LoRA adapters, not variants "
+                                     "such as DoRA")
+                a, b = module.lora_A[adapter], module.lora_B[adapter]
+                if not (a.weight.requires_grad and b.weight.requires_grad):
+                    continue
+                for key, layer in ((f"{name}.{adapter}.A", a), (f"{name}.{adapter}.B", b)):
+                    self.modules[key] = layer
+                    self._handles.append(layer.register_forward_pre_hook(self._pre_hook(key)))
+                    self._handles.append(layer.register_forward_hook(self._hook(key)))
+        if not self.modules:
+            raise ValueError("lfu-lora perturbs trainable LoRA adapters and found none; use it "
+                             "with the 'lora' parameter selection (e.g. --method lfu-lora)")
+        if self.span == "answer":
+            for point in representation_points(base):
+                self._handles.append(point.register_forward_hook(self._stash_hook))
+
+    def _shapes(self) -> dict[str, torch.Tensor]:
+        return {k: m.weight for k, m in self.modules.items()}
+
+    def weight_grads(self) -> dict[str, torch.Tensor] | None:
+        grads = {k: m.weight.grad for k, m in self.modules.items()}
+        if any(g is None for g in grads.values()):
+            return None
+        return {k: g.detach().clone() for k, g in grads.items()}
+
+    def _trailing_dim(self) -> int | None:
+        """0 or 1 when the perturbed tokens are the trailing rows or columns of the input."""
+        rows, cols = self.region
+        if cols.start is None and rows.start > 0 and self.group == self.n_groups - 1:
+            return 0
+        return 1 if self.span == "answer" else None
+
+    def _pre_hook(self, key: str):
+        def pre_hook(module: nn.Module, args: tuple) -> tuple | None:
+            if self.region is None or self.delta is None or self._trailing_dim() is None:
+                return None
+            # The layer runs on the clean tokens only; the hook below adds the perturbed ones.
+            x, (rows, cols) = args[0], self.region
+            self._held[key] = x[self.region]
+            return (x[:rows.start] if self._trailing_dim() == 0 else x[:, :cols.start],
+                    *args[1:])
+        return pre_hook
+
+    def _hook(self, key: str):
+        def hook(module: nn.Module, args: tuple, out: torch.Tensor) -> torch.Tensor | None:
+            if self.region is None:
+                return None
+            inp = args[0]
+            if self.delta is not None:
+                # The perturbed tokens through the shifted factor: x (A + dA)^T, u (B + dB)^T.
+                weight = module.weight + self.delta[key].to(module.weight.dtype)
+                held = self._held.pop(key, None)
+                if held is not None:
+                    out = torch.cat([out, F.linear(held, weight, module.bias)],
+                                    self._trailing_dim())
+                else:
+                    out = self._replace(out, F.linear(inp[self.region], weight, module.bias))
+            if self.capturing and out.requires_grad:
+                clean = self.clean
+                inp_clean = inp[clean].detach()
+                # dA = g_u^T x (A: r x in), dB = g_v^T u (B: out x r), clean tokens only.
+                out.register_hook(lambda g: self._accumulate(
+                    key, g[clean].flatten(0, -2).T @ inp_clean.flatten(0, -2)))
+            return out
+        return hook
+
+
+class RepSAuxiliary(Auxiliary):
+    """theta_aux = theta with h'_l = h_l + d_l on the perturbed tokens (Algorithm 2).
+
+    d_l is added to the representations the consistency compares (the model's hidden states
+    1..K: each decoder layer's output, and the final normalised state). Its gradient at d = 0
+    is the CE gradient at the clean tokens' h_l summed over the tokens it would steer,
+    captured by the same hooks during the backward.
+    """
+
+    kind = "reps"
+
+    def _install(self, base: nn.Module) -> None:
+        points = representation_points(base)
+        self.width_hidden = base.config.hidden_size
+        self.device = next(base.parameters()).device
+        self.keys = [f"d{i + 1}" for i in range(len(points))]
+        for key, module in zip(self.keys, points, strict=True):
+            # Prepended: transformers records hidden states with its own forward hook, which
+            # must see the steered representation.
+            self._handles.append(module.register_forward_hook(self._hook(key), prepend=True))
+
+    def _shapes(self) -> dict[str, torch.Tensor]:
+        ref = torch.empty(self.width_hidden, device=self.device)
+        return dict.fromkeys(self.keys, ref)
+
+    def _hook(self, key: str):
+        def hook(module: nn.Module, args: tuple, out: Any) -> Any:
+            if self.region is None:
+                return None
+            h = out[0] if isinstance(out, tuple) else out
+            if self.delta is not None:
+                h = self._replace(h, h[self.region] + self.delta[key].to(h.dtype))
+            if self.capturing and h.requires_grad:
+                clean, steered = self.clean, self.steered if self.span == "answer" else None
+                h.register_hook(lambda g: self._accumulate(
+                    key, g[clean][steered].sum(0) if steered is not None
+                    else g[clean].sum((0, 1))))
+            if self.span == "answer":
+                self.stash.append(h[self.region])
+            return (h, *out[1:]) if isinstance(out, tuple) else h
+        return hook
+
+
+def _attach_once(aux: Auxiliary, ctx: Any, prefix: str | None, needs_logits: bool) -> None:
+    """Set the auxiliary up at the first loss call, when the prepared model exists."""
+    if aux.attached:
+        return
+    trainer = ctx.trainer
+    if trainer is None:
+        raise ValueError("LfU terms run inside ForgetTrainer (forgetkit.train.run.train)")
+    prefixes = sorted({t.extra_forward for t in trainer.loss_terms
+                       if getattr(t, "extra_forward", None)} | ({prefix} - {None}))
+    group = 0 if prefix is None else 1 + prefixes.index(prefix)
+    aux.attach(trainer.accelerator.unwrap_model(ctx.model), group, 1 + len(prefixes),
+               needs_logits)
+    trainer.add_callback(aux.callback())
+
+
+@dataclass
+class LfUConsistency:
+    """lambda * l_cons between the batch and its auxiliary copy (Eq. 5, or Eq. 7 on logits)."""
+
+    aux: Auxiliary
+    layers: str = "all"
+    level: str = "hidden"  # hidden | logits
+    weight: float = 5.0
+    name: str = "lfu"
+    needs_hidden_states: bool = False
+    # None until the hooks exist: the first step runs the batch alone, as plain SFT, and
+    # l_cons = 0 there (no gradient to ascend along yet). Read by the trainer at every step.
+    extra_forward: str | None = None
+
+    def __call__(self, ctx) -> torch.Tensor:
+        if not self.aux.attached:
+            _attach_once(self.aux, ctx, PREFIX, needs_logits=self.level == "logits")
+            self.extra_forward = PREFIX
+            self.needs_hidden_states = self.level == "hidden"
+            return ctx.outputs.logits.sum() * 0.0
+        aux = self.aux
+        if aux.region is None:  # an evaluation forward: no auxiliary copy was run
+            return ctx.outputs.logits.sum() * 0.0
+        if aux.span == "answer":
+            # The copies sit after the clean tokens of the same rows; pair them in order.
+            where, valid = aux.steered, ctx.extras[PREFIX + "attention_mask"].bool()
+            if self.level == "logits":
+                return logit_consistency(ctx.outputs.logits[where], aux.aux_logits[valid])
+            clean = [h[where] for h in ctx.outputs.hidden_states[1:]]
+            shifted = [h[valid] for h in aux.stash]
+        else:  # a full copy in rows of its own
+            where = answer_positions(ctx.labels)
+            other = ctx.extra_outputs[PREFIX]
+            if self.level == "logits":
+                return logit_consistency(ctx.outputs.logits[where], other.logits[where])
+            clean = [h[where] for h in ctx.outputs.hidden_states[1:]]
+            shifted = [h[where] for h in other.hidden_states[1:]]
+        chosen = layer_indices(len(clean), self.layers)
+        return consistency([clean[i] for i in chosen], [shifted[i] for i in chosen])
+
+
+@dataclass
+class SharpnessAwareCE:
+    """Table 6b: CE at the LoRA weights shifted by alpha g/||g|| (SAM's update, no copy)."""
+
+    aux: LoRAAuxiliary
+    weight: float = 1.0
+    name: str = "ce"
+    needs_hidden_states: bool = False
+
+    def __call__(self, ctx) -> torch.Tensor:
+        _attach_once(self.aux, ctx, None, needs_logits=True)
+        return answer_cross_entropy(ctx.outputs.logits, ctx.labels)
+
+
+# --- factories ------------------------------------------------------------------------------
+
+def _add_copies(ctx: RunContext, span: str) -> None:
+    """The auxiliary copy of every example: the trainer runs it in the same forward."""
+    for example in ctx.examples:
+        ids = list(example["input_ids"])
+        if span == "answer":
+            first, last = answer_span(example["labels"])
+            ids = ids[first:last]
+        example[PREFIX + "input_ids"] = ids
+
+
+def _require_lora(ctx: RunContext, what: str) -> None:
+    if not PARAMETERS[ctx.parameters].is_peft:
+        raise ValueError(f"{what} shifts LoRA adapters, but the method's parameters are "
+                         f"'{ctx.parameters}'; use a LoRA method (lfu-lora, lfu-sam)")
+
+
+def _build(ctx: RunContext, make: type[Auxiliary]) -> LfUConsistency:
+    cfg = ctx.config
+    span = cfg.lfu_span or DEFAULT_SPAN[make.kind]
+    aux = make(cfg.lfu_alpha, cfg.lfu_direction, cfg.seed, span)
+    weight = cfg.lfu_lambda if cfg.lfu_lambda is not None else DEFAULT_LAMBDA[aux.kind]
+    _add_copies(ctx, span)
+    layer_indices(ctx.model.config.num_hidden_layers, cfg.lfu_layers)  # fail before training
+    ctx.notes["lfu"] = {"auxiliary": aux.kind, "alpha": cfg.lfu_alpha, "lambda": weight,
+                        "layers": cfg.lfu_layers, "direction": cfg.lfu_direction,
+                        "consistency": cfg.lfu_consistency, "span": span, "stats": aux.stats}
+    return LfUConsistency(aux, layers=cfg.lfu_layers, level=cfg.lfu_consistency, weight=weight)
+
+
+@register_term("lfu-lora")
+def build_lfu_lora(ctx: RunContext) -> LfUConsistency:
+    _require_lora(ctx, "lfu-lora")
+    return _build(ctx, LoRAAuxiliary)
+
+
+@register_term("lfu-reps")
+def build_lfu_reps(ctx: RunContext) -> LfUConsistency:
+    if ctx.config.lfu_direction == "prev-total":
+        raise ValueError("lfu_direction 'prev-total' reads LoRA weight gradients and applies "
+                         "to lfu-lora only; lfu-reps takes prev-ce or random")
+    return _build(ctx, RepSAuxiliary)
+
+
+@register_term("lfu-sam")
+def build_sam(ctx: RunContext) -> SharpnessAwareCE:
+    _require_lora(ctx, "lfu-sam")
+    cfg = ctx.config
+    aux = LoRAAuxiliary(cfg.lfu_alpha, cfg.lfu_direction, cfg.seed)
+    ctx.notes["lfu_sam"] = {"alpha": cfg.lfu_alpha, "direction": cfg.lfu_direction,
+                            "stats": aux.stats}
+    return SharpnessAwareCE(aux)
+
+
+__all__ = ["DIRECTIONS", "LAYER_GROUPS", "PREFIX", "SPANS", "LfUConsistency", "LoRAAuxiliary",
+           "RepSAuxiliary", "SharpnessAwareCE", "answer_span", "ascent_step", "consistency",
+           "layer_indices", "logit_consistency"]
