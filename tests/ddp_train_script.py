@@ -1,11 +1,13 @@
-"""Run by test_ddp.py under ``torchrun --nproc_per_node 2``: one training run, and each rank
-writes a hash of its final weights and its optimizer step count."""
+"""Run by the DDP tests under ``torchrun --nproc_per_node 2``: one training run; each rank
+writes a hash of its final weights, its optimizer step count and every loss term it logged
+(``loss_<term>`` lists, e.g. ``loss_lfu``)."""
 
 import hashlib
 import json
 import os
 import sys
 
+import torch
 from transformers import TrainerCallback
 
 from forgetkit.config import TrainConfig
@@ -21,12 +23,17 @@ class Report(TrainerCallback):
         rank = int(os.environ["RANK"])
         report = {"rank": rank, "world": int(os.environ["WORLD_SIZE"]),
                   "global_step": state.global_step, "weights": digest.hexdigest()}
+        for entry in state.log_history:
+            for key, value in entry.items():
+                if key.startswith("loss_"):
+                    report.setdefault(key, []).append(value)
         with open(os.path.join(sys.argv[3], f"rank{rank}.json"), "w") as fh:
             json.dump(report, fh)
 
 
 if __name__ == "__main__":
+    torch.manual_seed(0)
     data, output, _, method = sys.argv[1:5]
     train(TrainConfig(model="tiny-random-llama", data=data, output=output, method=method,
                       epochs=2, batch_size=2, learning_rate=1e-3, save_strategy="no",
-                      progress=False), callbacks=[Report()])
+                      logging_steps=1, progress=False), callbacks=[Report()])

@@ -10,7 +10,7 @@ import pytest
 
 from forgetkit.data.records import QARecord, write_qa
 
-SCRIPT = Path(__file__).with_name("lfu_ddp_script.py")
+SCRIPT = Path(__file__).with_name("ddp_train_script.py")
 
 
 @pytest.mark.parametrize("method", ["lfu-lora", "lfu-reps"])
