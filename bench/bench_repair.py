@@ -34,6 +34,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from measure import peak_rss_mb
+
 FT_RECIPE = {"steps": 30, "lr": 1e-4, "batch": 4, "seq": 48, "seed": 0, "weight_decay": 0.0}
 
 
@@ -147,16 +149,6 @@ def run_streaming(base: str, finetuned: str, out: str, randomized: bool) -> dict
                                                 for s, d in set(routes)}}
 
 
-def peak_rss_mb() -> float:
-    """This process's own peak RSS (VmHWM); ru_maxrss where /proc is missing."""
-    status = Path("/proc/self/status")
-    if status.is_file():
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -191,7 +183,7 @@ def spawn(variant: str, base: Path, finetuned: Path, out: Path, threads: int) ->
 def baseline_rss_mb() -> float:
     """Peak RSS of a process that only imports torch + forgetkit.repair (the fixed cost)."""
     code = ("import sys, torch, forgetkit.repair; sys.path.insert(0, sys.argv[1]); "
-            "import bench_repair; print(bench_repair.peak_rss_mb())")
+            "import measure; print(measure.peak_rss_mb())")
     return float(subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent)],
                                 capture_output=True, text=True, check=True).stdout.strip())
 

@@ -1,9 +1,11 @@
+import copy
 import json
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
+import forgetkit.train.sparse as sparse_module
 from forgetkit import models
 from forgetkit.config import ConfigError, TrainConfig, load_train_config
 from forgetkit.data.records import write_qa
@@ -61,6 +63,59 @@ def test_tied_weights_share_trainable_values_and_stay_tied():
 @pytest.fixture
 def contracts_file(tmp_path):
     return write_qa(synth("contracts", 1, seed=0)[:12], tmp_path / "train.jsonl")
+
+
+def test_sparse_linear_matches_a_dense_weight_and_keeps_no_dense_copy(tiny):
+    """Linear layers rebuild W in the backward: same loss and gradients as a dense W."""
+    model, _ = tiny
+    ids = torch.randint(0, model.config.vocab_size, (2, 9))
+    masks = build_masks(dict(model.named_parameters()), 0.8, seed=3)
+    sparse = sparsify(copy.deepcopy(model), masks)
+    linear = sparse.get_submodule("model.layers.0.mlp.up_proj")
+    assert "forward" in linear.__dict__  # runs through SparseLinear
+    loss = sparse(input_ids=ids, labels=ids).loss
+    loss.backward()
+
+    dense = copy.deepcopy(model)
+    dense_loss = dense(input_ids=ids, labels=ids).loss
+    dense_loss.backward()
+    torch.testing.assert_close(loss, dense_loss, rtol=1e-6, atol=1e-6)
+    for name, mask in masks.items():
+        owner = sparse.get_submodule(name.rpartition(".")[0])
+        values = owner.parametrizations[name.rpartition(".")[2]].original
+        expected = dict(dense.named_parameters())[name].grad.flatten()[mask.flatten()]
+        torch.testing.assert_close(values.grad, expected, rtol=1e-5, atol=1e-6, msg=name)
+
+    # The graph keeps x and the trainable values, never a dense weight of the layer.
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.shape) or t,
+                                                  lambda t: t):
+        sparse(input_ids=ids, labels=ids)
+    assert tuple(linear.weight.shape) not in {tuple(s) for s in saved}
+    unsparsify(sparse)
+    assert "forward" not in linear.__dict__
+
+
+@pytest.mark.parametrize("block", [1 << 22, 20])  # one block; blocks of 2 rows
+def test_sparse_linear_gradients_match_dense_autograd(monkeypatch, block):
+    monkeypatch.setattr(sparse_module, "_BLOCK_ELEMENTS", block)
+    torch.manual_seed(0)
+    dense = torch.nn.Linear(7, 13, bias=True)
+    layer = copy.deepcopy(dense)
+    mask = build_masks({"weight": dense.weight}, 0.6, seed=1)["weight"]
+    sparsify(layer, {"weight": mask})
+    layer.bias.requires_grad_(True)  # tensors without a mask are frozen; train this one whole
+    x = torch.randn(3, 5, 7, requires_grad=True)
+    x_dense = x.detach().clone().requires_grad_(True)
+    out = layer(x)
+    torch.testing.assert_close(out, dense(x_dense))
+    weight = torch.randn_like(out)
+    (out * weight).sum().backward()
+    (dense(x_dense) * weight).sum().backward()
+    torch.testing.assert_close(x.grad, x_dense.grad)
+    torch.testing.assert_close(layer.bias.grad, dense.bias.grad)
+    values = layer.parametrizations.weight.original
+    torch.testing.assert_close(values.grad, dense.weight.grad[mask])
 
 
 def test_frozen_coordinates_stay_bit_identical_even_with_weight_decay(contracts_file, tmp_path,

@@ -87,7 +87,8 @@ class KLToBase:
     def __call__(self, ctx) -> torch.Tensor:
         labels = ctx.extras[PREFIX + "labels"]
         where = answer_positions(labels)
-        logp = F.log_softmax(ctx.extra_outputs[PREFIX].logits.float(), dim=-1)[where]
+        # Select answer positions before the softmax: the [B, T, V] log-probs are never built.
+        logp = F.log_softmax(ctx.extra_outputs[PREFIX].logits[where].float(), dim=-1)
         return self.reference.kl(ctx, where, logp)
 
 

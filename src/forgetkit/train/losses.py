@@ -44,10 +44,10 @@ class LossTerm(Protocol):
 
 def answer_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Mean next-token cross-entropy over labelled (answer) positions of a batch."""
-    shift_logits = logits[:, :-1].float()
     shift_labels = labels[:, 1:]
-    return F.cross_entropy(shift_logits.reshape(-1, shift_logits.shape[-1]),
-                           shift_labels.reshape(-1), ignore_index=IGNORE_INDEX)
+    answer = shift_labels != IGNORE_INDEX
+    # Only answer rows enter the softmax: no [B, T, V] copy of the logits is kept for backward.
+    return F.cross_entropy(logits[:, :-1][answer].float(), shift_labels[answer])
 
 
 @dataclass

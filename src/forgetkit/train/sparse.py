@@ -8,15 +8,22 @@ bit for bit. Each masked weight is re-parametrised as
 where ``values`` (one entry per trainable coordinate) is the only ``nn.Parameter``. So the
 optimizer keeps state for trainable coordinates only, weight decay can only touch them, and
 frozen coordinates cannot drift. ``unsparsify`` turns the model back into plain weights.
+
+Memory: a plain parametrisation hands the dense W to ``F.linear``, and autograd keeps every
+layer's W until the backward, a whole extra copy of the model. Linear layers therefore run
+through ``SparseLinear``, which keeps only ``values`` and rebuilds W block by block of rows
+when it needs it. Trainable positions are stored as int32 and widened per call.
 """
 
 from __future__ import annotations
 
 import hashlib
+import types
 import zlib
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
@@ -87,13 +94,96 @@ class SparseDelta(nn.Module):
         super().__init__()
         self.shape = base.shape
         self.register_buffer("base", base.detach().clone().flatten())
-        self.register_buffer("index", mask.flatten().nonzero().squeeze(1))
+        positions = mask.flatten().nonzero().squeeze(1)
+        # int32 halves the index's memory; scatter needs int64, built per call (transient).
+        dtype = torch.int32 if positions.numel() and int(positions[-1]) < 2**31 else torch.int64
+        self.register_buffer("index", positions.to(dtype))
 
     def forward(self, values: torch.Tensor) -> torch.Tensor:
-        return self.base.scatter(0, self.index, values).view(self.shape)
+        return self.base.scatter(0, self.index.long(), values).view(self.shape)
 
     def right_inverse(self, weight: torch.Tensor) -> torch.Tensor:
-        return weight.detach().flatten()[self.index].clone()
+        return weight.detach().flatten()[self.index.long()].clone()
+
+
+# Rows of W rebuilt at once in ``SparseLinear``: about 16 MB of float32, so a large
+# output layer (e.g. 49152 x 576) never has a dense copy or a dense gradient in memory.
+_BLOCK_ELEMENTS = 1 << 22
+
+
+def _row_blocks(delta: SparseDelta):
+    """(first row, end row, slice of ``delta.index``) per block of W's rows."""
+    n_out, n_in = delta.shape
+    rows = max(1, _BLOCK_ELEMENTS // n_in)
+    starts = torch.arange(0, n_out + rows, rows).clamp(max=n_out) * n_in
+    # The index is sorted (row-major positions), so each block owns one contiguous slice.
+    bounds = torch.searchsorted(delta.index, starts.to(delta.index.dtype)).tolist()
+    for b in range(len(bounds) - 1):
+        r0, r1 = b * rows, min(n_out, (b + 1) * rows)
+        if r0 < r1:
+            yield r0, r1, slice(bounds[b], bounds[b + 1])
+
+
+def _weight_rows(delta: SparseDelta, values: torch.Tensor, r0: int, r1: int,
+                 part: slice) -> torch.Tensor:
+    n_in = delta.shape[1]
+    local = (delta.index[part] - r0 * n_in).long()
+    return delta.base[r0 * n_in:r1 * n_in].scatter(0, local, values[part]).view(r1 - r0, n_in)
+
+
+class SparseLinear(torch.autograd.Function):
+    """``y = x W^T + b`` with ``W = scatter(base, index, values)``, W never kept whole.
+
+    Same result and gradients as ``F.linear(x, delta(values), b)``. W is rebuilt block by
+    block of rows, in the forward and again in the backward, and the gradient of ``values``
+    is read off each block's dense gradient ``g^T x``. So neither the dense W nor its dense
+    gradient outlives one block.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, values: torch.Tensor, delta: SparseDelta,
+                bias: torch.Tensor | None) -> torch.Tensor:
+        ctx.delta = delta
+        ctx.has_bias = bias is not None
+        ctx.save_for_backward(x, values)
+        if delta.base.numel() <= _BLOCK_ELEMENTS:  # one block: the plain, faster path
+            return F.linear(x, delta(values), bias)
+        out = x.new_empty(*x.shape[:-1], delta.shape[0])
+        for r0, r1, part in _row_blocks(delta):
+            out[..., r0:r1] = F.linear(x, _weight_rows(delta, values, r0, r1, part),
+                                       None if bias is None else bias[r0:r1])
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        x, values = ctx.saved_tensors
+        delta = ctx.delta
+        g = grad_out.reshape(-1, grad_out.shape[-1])
+        x2 = x.reshape(-1, x.shape[-1])
+        grad_bias = g.sum(0) if ctx.has_bias and ctx.needs_input_grad[3] else None
+        if delta.base.numel() <= _BLOCK_ELEMENTS:
+            grad_x = grad_out @ delta(values) if ctx.needs_input_grad[0] else None
+            grad_values = ((g.T @ x2).flatten()[delta.index.long()]
+                           if ctx.needs_input_grad[1] else None)
+            return grad_x, grad_values, None, grad_bias
+        grad_x = torch.zeros_like(x2) if ctx.needs_input_grad[0] else None
+        grad_values = torch.empty_like(values) if ctx.needs_input_grad[1] else None
+        n_in = delta.shape[1]
+        for r0, r1, part in _row_blocks(delta):
+            if grad_x is not None:
+                grad_x.addmm_(g[:, r0:r1], _weight_rows(delta, values, r0, r1, part))
+            if grad_values is not None:
+                block_grad = g[:, r0:r1].T @ x2
+                grad_values[part] = block_grad.flatten()[(delta.index[part] - r0 * n_in).long()]
+        if grad_x is not None:
+            grad_x = grad_x.view_as(x)
+        return grad_x, grad_values, None, grad_bias
+
+
+def _sparse_linear_forward(self: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    # Bound to a parametrised nn.Linear in place of its forward (see ``sparsify``).
+    weight = self.parametrizations.weight
+    return SparseLinear.apply(x, weight.original, weight[0], self.bias)
 
 
 def _owner(model: nn.Module, name: str) -> tuple[nn.Module, str]:
@@ -124,6 +214,7 @@ def sparsify(model: nn.Module, masks: dict[str, torch.Tensor]) -> nn.Module:
                 owner.register_parameter(attr, nn.Parameter(first[0](first.original).detach()))
                 parametrize.register_parametrization(owner, attr, first[0], unsafe=True)
                 owner.parametrizations[attr].original = first.original
+                _use_sparse_linear(owner, attr)
             continue
         if name not in masks:
             continue
@@ -131,7 +222,15 @@ def sparsify(model: nn.Module, masks: dict[str, torch.Tensor]) -> nn.Module:
         parametrize.register_parametrization(owner, attr, SparseDelta(param, masks[name]),
                                              unsafe=True)
         owner.parametrizations[attr].original.requires_grad_(True)
+        _use_sparse_linear(owner, attr)
     return model
+
+
+def _use_sparse_linear(module: nn.Module, attr: str) -> None:
+    # Only a plain Linear forward (parametrize subclasses the module's class) is replaced.
+    if isinstance(module, nn.Linear) and type(module).forward is nn.Linear.forward \
+            and attr == "weight":
+        module.forward = types.MethodType(_sparse_linear_forward, module)
 
 
 def unsparsify(model: nn.Module) -> nn.Module:
@@ -140,6 +239,7 @@ def unsparsify(model: nn.Module) -> nn.Module:
     for module in list(model.modules()):
         if not parametrize.is_parametrized(module):
             continue
+        module.__dict__.pop("forward", None)  # back to the class's own forward
         for attr in list(module.parametrizations.keys()):
             values = module.parametrizations[attr].original
             if id(values) in tied:  # the second user of tied values: re-tie, do not copy
