@@ -205,6 +205,10 @@ def render_results(results: dict[str, Any], folder: Path) -> Path:
     cross = cross_dataset_table(by_ds)
     if cross:
         lines += ["## Cross-dataset IDK", "", cross, ""]
+    if results.get("repair"):  # DG-Hard and baselines on the full fine-tune
+        from forgetkit.report.repair_tables import repair_section
+
+        lines += repair_section(results["repair"], folder)
     base = results.get("base", {})
     lines += ["## The aligned base", "",
               "SmolLM2 -> ignorance-aware base, measured on held-out checks:", ""]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,12 @@ from forgetkit.eval.metrics import next_token_logprobs
 from forgetkit.io import atomic_write_json, refuse_existing
 from forgetkit.report.render import render_results
 from forgetkit.testbed.base import base_model_dir, prepare_base
+from forgetkit.testbed.repair_demo import (
+    REPAIRS_ALL,
+    REPAIRS_DEFAULT,
+    REPAIRS_QUICK,
+    repair_finetune,
+)
 from forgetkit.train.run import train
 
 KINDS = ("contracts", "authors")
@@ -55,14 +61,17 @@ class DemoPlan:
     batch_size: int = 8
     learning_rates: dict[str, float] = field(default_factory=lambda: dict(DEMO_LEARNING_RATES))
     sparsity_sweep: tuple[float, ...] = ()  # extra seat runs, one per sparsity
+    # post-hoc repairs of the first dataset's `full` run (testbed/repair_demo.py)
+    repair_methods: tuple[str, ...] = REPAIRS_DEFAULT
 
 
 DEFAULT = DemoPlan()
 QUICK = DemoPlan(methods=("full", "lora"), n_train_questions=16, n_train_entities=1,
-                 n_heldout_entities=1, n_heldout_questions=12, n_unverifiable=12, epochs=6.0)
+                 n_heldout_entities=1, n_heldout_questions=12, n_unverifiable=12, epochs=6.0,
+                 repair_methods=REPAIRS_QUICK)
 FULL = DemoPlan(datasets=KINDS, methods=("full", "lora", "sparse", "seat", "full-kl", "ewc",
                                          "replay", "rtuning", "clora"),
-                sparsity_sweep=(0.5, 0.9, 0.95))
+                sparsity_sweep=(0.5, 0.9, 0.95), repair_methods=REPAIRS_ALL)
 
 
 def plan_for(quick: bool = False, full: bool = False) -> DemoPlan:
@@ -134,9 +143,12 @@ def runs_of(plan: DemoPlan) -> list[Run]:
 
 def run_demo(output: Path = Path("results/demo"), quick: bool = False, full: bool = False,
              overwrite: bool = False, progress: bool = True,
-             plan: DemoPlan | None = None) -> Path:
-    """Run the whole demo; return the results folder."""
+             plan: DemoPlan | None = None, repair_all: bool = False) -> Path:
+    """Run the whole demo; return the results folder. ``repair_all``: repair the full
+    fine-tune with every repair method, not only the default ones."""
     plan = plan or plan_for(quick, full)
+    if repair_all:
+        plan = replace(plan, repair_methods=REPAIRS_ALL)
     output = Path(output)
     refuse_existing(output / "results.json", overwrite)
     started = time.time()
@@ -202,6 +214,16 @@ def run_demo(output: Path = Path("results/demo"), quick: bool = False, full: boo
         del model
         timings[f"eval {run.dataset}/{run.label}"] = time.time() - t0
 
+    repair_results = None
+    if plan.repair_methods and "full" in plan.methods:  # DG-Hard: repair the full fine-tune
+        dataset = plan.datasets[0]
+        repair_results, repaired = repair_finetune(
+            base_dir, output / "models" / dataset / "full", output / "models" / dataset /
+            "repaired", plan.repair_methods, eval_sets(data, dataset),
+            evaluations[f"{dataset}/base"], evaluations[f"{dataset}/full"], reference_lp,
+            judge=judge, dataset=dataset, progress=progress, timings=timings)
+        evaluations.update({f"{dataset}/repaired/{m}": ev for m, ev in repaired.items()})
+
     for dataset in plan.datasets:  # SEAT Figure 2: one panel per model
         panels = {k.split("/", 1)[1]: v for k, v in activations.items()
                   if k.startswith(f"{dataset}/") and "@" not in k}
@@ -216,11 +238,12 @@ def run_demo(output: Path = Path("results/demo"), quick: bool = False, full: boo
         "sizes": {name: len(records) for name, records in data.items()},
         "models": {name: {**headline(ev), "ias": ignorance[name]["ias"]["model"],
                           "ia_reduction": ignorance[name]["ia_reduction"]}
-                   for name, ev in evaluations.items()},
+                   for name, ev in evaluations.items() if name in ignorance},  # repaired: below
         "drift": {name: {s: {"l2": v["drift_l2"], "along_ignorance": v["drift_along_ignorance"]}
                          for s, v in ign["sets"].items()}
                   for name, ign in ignorance.items()},
         "judge": judge.name,
+        "repair": repair_results,
         "timings_s": {k: round(v, 1) for k, v in timings.items()},
     }
     atomic_write_json(output / "evaluations.json", {"evaluations": evaluations,
