@@ -44,14 +44,21 @@ def _term_log(run, key="loss_lfu"):
 
 
 @pytest.mark.parametrize("method", ["lfu-lora", "lfu-reps"])
-def test_consistency_is_exactly_zero_when_alpha_is_zero(contracts_file, tmp_path, method):
-    flat = _term_log(_train(contracts_file, tmp_path, method, lfu_alpha=0.0))
-    assert len(flat) == 4 and all(v == 0.0 for v in flat)
-    pushed = _train(contracts_file, tmp_path, method, lfu_alpha=0.1)
-    values = _term_log(pushed)
-    assert values[0] == 0.0  # hooks are installed at the first loss call
+@pytest.mark.parametrize("direction", ["prev-ce", "same-step"])
+def test_consistency_is_exactly_zero_when_alpha_is_zero(contracts_file, tmp_path, method,
+                                                        direction):
+    flat = _train(contracts_file, tmp_path, method, lfu_alpha=0.0, lfu_direction=direction)
+    assert len(_term_log(flat)) == 4 and all(v == 0.0 for v in _term_log(flat))
+    assert flat["notes"]["lfu"]["stats"]["perturbed_forwards"] == 0
+    pushed = _train(contracts_file, tmp_path, method, lfu_alpha=0.1, lfu_direction=direction)
+    values, stats = _term_log(pushed), pushed["notes"]["lfu"]["stats"]
+    if direction == "prev-ce":
+        assert values[0] == 0.0  # hooks are installed at the first loss call
+        assert stats["perturbed_forwards"] < 4
+    else:  # no earlier gradient needed: every step is perturbed, the first one too
+        assert values[0] > 0
+        assert stats["perturbed_forwards"] == stats["forwards"] == 4
     assert all(v > 0 for v in values[2:])
-    assert pushed["notes"]["lfu"]["stats"]["perturbed_forwards"] >= 2
 
 
 def _peft_tiny():
@@ -65,11 +72,16 @@ def _peft_tiny():
     return model.train()
 
 
-def _batch(rows=3, width=20):
-    ids = torch.randint(5, 500, (rows, width), generator=torch.Generator().manual_seed(1))
+def _batch(rows=3, width=20, seed=1):
+    ids = torch.randint(5, 500, (rows, width), generator=torch.Generator().manual_seed(seed))
     labels = ids.clone()
     labels[:, :8] = -100
     return ids, labels
+
+
+def _examples(ids, labels):
+    return [{"input_ids": i.tolist(), "labels": lab.tolist()}
+            for i, lab in zip(ids, labels, strict=True)]
 
 
 def test_lora_hooks_rebuild_the_clean_rows_ce_gradient():
@@ -79,6 +91,12 @@ def test_lora_hooks_rebuild_the_clean_rows_ce_gradient():
     grads = torch.autograd.grad(answer_cross_entropy(model(input_ids=ids).logits, labels),
                                 list(weights.values()))
     reference = dict(zip(weights, grads, strict=True))
+    # The same step under same-step, on a twin: its g is this step's CE gradient.
+    twin = copy.deepcopy(model)
+    same = LoRAAuxiliary(0.1, "same-step", seed=0)
+    same.remember_labels(_examples(ids, labels))
+    same.attach(twin, group=1, n_groups=2)
+    twin(input_ids=torch.cat([ids, ids]))
     aux = LoRAAuxiliary(0.1, "prev-ce", seed=0)
     aux.attach(model, group=1, n_groups=2)
     out = model(input_ids=torch.cat([ids, ids]))
@@ -89,6 +107,57 @@ def test_lora_hooks_rebuild_the_clean_rows_ce_gradient():
         name = next(n for n, p in weights.items() if p is module.weight)
         assert torch.allclose(aux._pending[key], reference[name], rtol=1e-4, atol=1e-7), key
     assert all(ref.abs().sum() > 0 for ref in reference.values())
+    # prev-ce at step t+1 steps along exactly what same-step used at step t.
+    model(input_ids=torch.cat([ids, ids]))
+    for key in aux.modules:
+        assert torch.allclose(aux.delta[key], same.delta[key], rtol=1e-4, atol=1e-8), key
+
+
+@pytest.mark.parametrize("kind", [LoRAAuxiliary, RepSAuxiliary])
+def test_same_step_perturbs_each_step_along_that_steps_ce_gradient(kind):
+    model = _peft_tiny()
+    twin = copy.deepcopy(model)  # g_t computed independently, at each step's weights
+    batches = [_batch(seed=1), _batch(seed=2)]
+    aux = kind(0.1, "same-step", seed=0)
+    aux.remember_labels([e for ids, labels in batches for e in _examples(ids, labels)])
+    aux.attach(model, group=1, n_groups=2)
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
+    for ids, labels in batches:
+        twin.load_state_dict(model.state_dict())
+        if kind is LoRAAuxiliary:
+            weights = {n: p for n, p in twin.named_parameters() if p.requires_grad}
+            g = torch.autograd.grad(answer_cross_entropy(twin(input_ids=ids).logits, labels),
+                                    list(weights.values()))
+            ascent = ascent_step(dict(zip(weights, g, strict=True)), 0.1)
+        else:
+            out = twin(input_ids=ids, output_hidden_states=True)
+            g = torch.autograd.grad(answer_cross_entropy(out.logits, labels),
+                                    out.hidden_states[1:])
+            ascent = ascent_step({k: x.sum((0, 1)) for k, x in zip(aux.keys, g, strict=True)},
+                                 0.1)
+        optimizer.zero_grad(set_to_none=True)
+        out = model(input_ids=torch.cat([ids, ids]), output_hidden_states=True)
+        # The extra backward went through autograd.grad: no weight holds a gradient yet.
+        assert all(p.grad is None for p in model.parameters())
+        if kind is LoRAAuxiliary:
+            for key, module in aux.modules.items():
+                name = next(n for n, p in model.named_parameters() if p is module.weight)
+                assert torch.allclose(aux.delta[key], ascent[name], rtol=1e-4, atol=1e-8), key
+            with torch.no_grad():
+                for name, p in twin.named_parameters():
+                    if name in ascent:
+                        p += ascent[name]
+                moved = twin(input_ids=ids).logits
+            # The copy's rows are the model with its LoRA factors moved by alpha g_t/||g_t||.
+            assert torch.allclose(out.logits[3:], moved, atol=1e-5)
+        else:
+            for key in aux.keys:
+                assert torch.allclose(aux.delta[key], ascent[key], rtol=1e-4, atol=1e-8), key
+            h1 = out.hidden_states[1]
+            assert torch.allclose(h1[3:] - h1[:3], aux.delta["d1"].expand_as(h1[:3]), atol=1e-6)
+        answer_cross_entropy(out.logits[:3], labels).backward()
+        optimizer.step()
+    assert aux.stats["perturbed_forwards"] == aux.stats["forwards"] == 2
 
 
 def test_lora_auxiliary_rows_see_the_shifted_adapters_and_clean_rows_do_not():
@@ -164,8 +233,11 @@ def test_every_direction_and_variant_trains(contracts_file, tmp_path):
     for method, kw in (("lfu-lora", {"lfu_direction": "prev-total"}),
                        ("lfu-lora", {"lfu_direction": "random"}),
                        ("lfu-lora", {"lfu_consistency": "logits"}),
+                       ("lfu-lora", {"lfu_direction": "same-step", "lfu_span": "answer"}),
                        ("lfu-reps", {"lfu_direction": "random"}),
-                       ("lfu-sam", {})):
+                       ("lfu-reps", {"lfu_direction": "same-step", "lfu_span": "full"}),
+                       ("lfu-sam", {}),
+                       ("lfu-sam", {"lfu_direction": "same-step"})):
         run = _train(contracts_file, tmp_path, method, **kw)
         stats = run["notes"]["lfu_sam" if method == "lfu-sam" else "lfu"]["stats"]
         assert stats["perturbed_forwards"] >= 2, (method, kw)
@@ -222,6 +294,26 @@ def test_bad_hyperparameters_are_errors_that_name_the_key(contracts_file, tmp_pa
         prepare_run(TrainConfig(method="lfu-lora", lfu_layers="early", **base))
     with pytest.raises(ValueError, match="applies to lfu-lora only"):
         prepare_run(TrainConfig(method="lfu-reps", lfu_direction="prev-total", **base))
+    assert load_train_config(method="lfu-lora", lfu_direction="same-step").lfu_direction \
+        == "same-step"
+
+
+def test_same_step_is_refused_under_deepspeed(contracts_file, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from forgetkit.train.lfu import refuse_sharded_same_step
+
+    with pytest.raises(RuntimeError, match="'same-step' .* DeepSpeed .* use prev-ce"):
+        refuse_sharded_same_step(SimpleNamespace(is_deepspeed_enabled=True))
+    with pytest.raises(RuntimeError, match="FSDP"):
+        refuse_sharded_same_step(SimpleNamespace(is_fsdp_enabled=True))
+    refuse_sharded_same_step(SimpleNamespace(is_deepspeed_enabled=False))
+    # Launched by accelerate with DeepSpeed: refused while the run is set up.
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")
+    config = dict(model=models.TINY, data=contracts_file, output=tmp_path / "o", progress=False)
+    with pytest.raises(RuntimeError, match="DeepSpeed"):
+        prepare_run(TrainConfig(method="lfu-lora", lfu_direction="same-step", **config))
+    prepare_run(TrainConfig(method="lfu-lora", lfu_direction="prev-ce", **config))
 
 
 def _packed_batch(tok, span="answer"):
@@ -253,6 +345,7 @@ def test_answer_span_copies_attend_to_the_clean_prompt(kind):
                   output_hidden_states=True)
     grads = torch.autograd.grad(answer_cross_entropy(plain.logits, batch["labels"]),
                                 plain.hidden_states[1:])
+    same_model = copy.deepcopy(model)
     aux = kind(0.1, "prev-ce", seed=0, span="answer")
     aux.attach(model, group=1, n_groups=2, needs_logits=False)
     clean, _ = shared_forward(model, groups, hidden=True)
@@ -274,6 +367,16 @@ def test_answer_span_copies_attend_to_the_clean_prompt(kind):
     assert torch.allclose(clean2.logits, plain.logits, atol=1e-5)
     assert not torch.allclose(aux.stash[-1][valid], plain.hidden_states[-1][where].detach(),
                               atol=1e-4)
+    # same-step on a copy at the same weights steps along what prev-ce uses one step later.
+    same = kind(0.1, "same-step", seed=0, span="answer")
+    same.remember_labels([{"input_ids": i[m].tolist(), "labels": lab[m].tolist()}
+                          for i, lab, m in zip(batch["input_ids"], batch["labels"],
+                                               batch["attention_mask"].bool(), strict=True)])
+    same.attach(same_model, group=1, n_groups=2, needs_logits=False)
+    shared_forward(same_model, groups, hidden=True)
+    assert same.delta is not None and set(same.delta) == set(aux.delta)
+    for key, step in same.delta.items():
+        assert torch.allclose(aux.delta[key], step, rtol=1e-4, atol=1e-8), key
 
 
 def test_answer_span_works_with_eager_attention_too():

@@ -1,5 +1,6 @@
 """The LfU demo (testbed/lfu_demo.py) and its tables (report/lfu_tables.py)."""
 
+import dataclasses
 import json
 
 import pytest
@@ -54,6 +55,52 @@ def test_demo_writes_tables_1_and_4_from_a_tiny_base(tmp_path, monkeypatch):
     assert (run_dir / "adapter").is_dir() and not list(run_dir.glob("model*.safetensors"))
     with pytest.raises(FileExistsError):
         lfu_demo.run_lfu_demo(output=tmp_path / "out", progress=False, plan=plan)
+
+
+def test_direction_ablation_compares_three_directions_at_the_default_demos_cost():
+    plan = lfu_demo.plan_for(ablation=True)
+    assert plan is lfu_demo.DIRECTION_ABLATION
+    assert not plan.methods and not plan.attack_methods and plan.folder == "lfu-directions"
+    assert [(r.method, r.overrides["lfu_direction"]) for r in plan.extra_runs] == \
+        [("lfu-lora", "prev-ce"), ("lfu-lora", "same-step"), ("lfu-lora", "random")]
+    default = lfu_demo.DEFAULT  # same data and schedule as the default demo's LfU row
+    for key in ("n_train", "n_heldout", "n_prompt_questions", "n_unverifiable", "epochs",
+                "batch_size", "learning_rate", "seed"):
+        assert getattr(plan, key) == getattr(default, key), key
+    assert "lfu-lora[same-step]" in [r.label for r in lfu_demo.ABLATIONS]
+    with pytest.raises(ValueError, match="--quick, --full and --ablation"):
+        lfu_demo.plan_for(quick=True, ablation=True)
+
+
+def test_direction_ablation_writes_its_own_folder(tmp_path, monkeypatch):
+    base = tmp_path / "base"
+    model, tok = models.load(models.TINY)
+    models.save(model, tok, base / "model")
+    write_qa(synth("known", 4, seed=0), base / "data" / "known.jsonl")
+    monkeypatch.setattr(lfu_demo, "prepare_base",
+                        lambda progress=True: (base, {"subjects": [], "recipe": {}}))
+    plan = dataclasses.replace(lfu_demo.DIRECTION_ABLATION, n_train=8, n_heldout=4,
+                               n_prompt_questions=2, n_unverifiable=3, n_stability=2,
+                               epochs=1.0, batch_size=4, max_new_tokens=6)
+    folder = lfu_demo.run_lfu_demo(output=tmp_path / "out", progress=False, plan=plan)
+    assert folder == tmp_path / "out" / "lfu-directions"
+    results = json.loads((folder / "results.json").read_text())
+    assert list(results["models"]) == ["base", "lfu-lora[prev-ce]", "lfu-lora[same-step]",
+                                       "lfu-lora[random]"]
+    assert results["attack"] == {}
+    md = (folder / "results.md").read_text()
+    assert "| lfu-lora[same-step] |" in md and "Prompt variation" in md
+    assert "Table 4" not in md and "Algorithm 1" in md
+
+
+def test_demo_ablation_flag_needs_lfu(tmp_path):
+    from typer.testing import CliRunner
+
+    from forgetkit.cli import app
+
+    res = CliRunner().invoke(app, ["demo", "--ablation", "--output", str(tmp_path)])
+    assert res.exit_code != 0 and "--lfu --ablation" in res.output
+    assert not (tmp_path / "lfu-directions").exists()
 
 
 @pytest.mark.slow

@@ -10,6 +10,10 @@ success rate is measured before and after. Results go to ``<output>/lfu/``.
 
 Every method trains LoRA r=8 with the same schedule, as in the paper; the learning rate is
 3e-4 rather than the paper's 1e-4 because the demo trains for ~20 steps, not thousands.
+
+``--ablation`` (``DIRECTION_ABLATION``) runs only the ascent-direction ablation: ``lfu-lora``
+with g from the previous micro-step (``prev-ce``), from the same step as in the paper
+(``same-step``, an extra forward and backward) and random, into ``<output>/lfu-directions/``.
 """
 
 from __future__ import annotations
@@ -79,6 +83,8 @@ class LfUPlan:
     attack_steps: int = 5
     attack_learning_rate: float = 3e-4  # the paper's adversarial learning rate
     keep_weights: bool = False  # merged weights are ~0.5 GB per run; adapters are kept
+    folder: str = "lfu"  # results go to <output>/<folder>
+    notes: tuple[str, ...] = ()  # read with the results, after the general notes
 
 
 DEFAULT = LfUPlan()
@@ -87,6 +93,7 @@ QUICK = LfUPlan(methods=("lora", "lfu-lora"), attack_methods=("lora", "lfu-lora"
                 epochs=2.0, n_align=16, n_attack=40, n_attack_eval=12)
 ABLATIONS = (
     Run("lfu-lora[answer]", "lfu-lora", {"lfu_span": "answer"}),
+    Run("lfu-lora[same-step]", "lfu-lora", {"lfu_direction": "same-step"}),
     Run("lfu-lora[prev-total]", "lfu-lora", {"lfu_direction": "prev-total"}),
     Run("lfu-lora[random]", "lfu-lora", {"lfu_direction": "random"}),
     Run("lfu-lora[logits]", "lfu-lora", {"lfu_consistency": "logits"}),
@@ -97,12 +104,28 @@ ABLATIONS = (
 FULL = LfUPlan(methods=(*PAPER_METHODS, "lfu-reps", "lfu-sam"), extra_runs=ABLATIONS,
                n_train=96, n_heldout=80, n_prompt_questions=40, n_unverifiable=40,
                attack_methods=(*PAPER_METHODS, "lfu-reps"), n_align=48, n_attack_eval=40)
+# Where the ascent direction comes from, on the default demo's data and schedule: three LfU
+# rows and the base, no other method and no Table 4.
+DIRECTION_RUNS = (
+    Run("lfu-lora[prev-ce]", "lfu-lora", {"lfu_direction": "prev-ce"}),
+    Run("lfu-lora[same-step]", "lfu-lora", {"lfu_direction": "same-step"}),
+    Run("lfu-lora[random]", "lfu-lora", {"lfu_direction": "random"}),
+)
+DIRECTION_ABLATION = LfUPlan(
+    methods=(), extra_runs=DIRECTION_RUNS, attack_methods=(), folder="lfu-directions",
+    notes=("Ascent direction g of LfU's auxiliary step (lfu-lora, everything else equal): "
+           "prev-ce takes the CE gradient of the previous micro-step, captured in its "
+           "backward (forgetkit's default, one backward per step); same-step computes this "
+           "step's CE gradient with an extra forward and backward first, as the paper's "
+           "Algorithm 1 does (the reference); random steps the same distance in a random "
+           "direction (no ascent). prev-ce and same-step also differ on the first step, "
+           "which prev-ce trains as plain SFT.",))
 
 
-def plan_for(quick: bool = False, full: bool = False) -> LfUPlan:
-    if quick and full:
-        raise ValueError("choose --quick or --full, not both")
-    return QUICK if quick else FULL if full else DEFAULT
+def plan_for(quick: bool = False, full: bool = False, ablation: bool = False) -> LfUPlan:
+    if quick + full + ablation > 1:
+        raise ValueError("choose one of --quick, --full and --ablation")
+    return QUICK if quick else FULL if full else DIRECTION_ABLATION if ablation else DEFAULT
 
 
 def _log(progress: bool, message: str) -> None:
@@ -168,10 +191,11 @@ def _drop_weights(folder: Path, plan: LfUPlan) -> None:
 
 def run_lfu_demo(output: Path = Path("results/demo"), quick: bool = False, full: bool = False,
                  overwrite: bool = False, progress: bool = True,
-                 plan: LfUPlan | None = None) -> Path:
-    """Run the LfU comparison; return its results folder (``<output>/lfu``)."""
-    plan = plan or plan_for(quick, full)
-    folder = Path(output) / "lfu"
+                 plan: LfUPlan | None = None, ablation: bool = False) -> Path:
+    """Run the LfU comparison, or with ``ablation`` the direction ablation alone; return
+    its results folder (``<output>/lfu``, ``<output>/lfu-directions``)."""
+    plan = plan or plan_for(quick, full, ablation)
+    folder = Path(output) / plan.folder
     refuse_existing(folder / "results.json", overwrite)
     started, timings = time.time(), {}
 
@@ -235,7 +259,7 @@ def run_lfu_demo(output: Path = Path("results/demo"), quick: bool = False, full:
     timings["total"] = time.time() - started
     n = plan.n_heldout
     results = {
-        "plan": {**asdict(plan), "quick": quick, "full": full},
+        "plan": {**asdict(plan), "quick": quick, "full": full, "ablation": ablation},
         "base": {"folder": str(base_folder), "recipe": base_report["recipe"]},
         "sizes": {"train": len(data["train"]), "heldout": n, "known": len(data["known"]),
                   "unverifiable": len(data["unverifiable"]),
@@ -250,7 +274,8 @@ def run_lfu_demo(output: Path = Path("results/demo"), quick: bool = False, full:
         "notes": [f"{n} held-out problems: one problem is {1 / n:.3f} of accuracy, so "
                   "differences of a few hundredths are noise; rates on 20 questions move in "
                   "steps of 0.05.",
-                  "lora is plain SFT (the paper's SFT row); every method trains LoRA r=8."],
+                  "lora is plain SFT (the paper's SFT row); every method trains LoRA r=8.",
+                  *plan.notes],
     }
     atomic_write_json(folder / "results.json", results)
     render_lfu_results(results, folder)
@@ -262,5 +287,6 @@ def load_results(folder: Path) -> dict[str, Any]:
     return json.loads((Path(folder) / "results.json").read_text())
 
 
-__all__ = ["ABLATIONS", "DEFAULT", "FULL", "QUICK", "LfUPlan", "Run", "lfu_demo_data",
-           "load_results", "plan_for", "run_lfu_demo", "score"]
+__all__ = ["ABLATIONS", "DEFAULT", "DIRECTION_ABLATION", "DIRECTION_RUNS", "FULL", "QUICK",
+           "LfUPlan", "Run", "lfu_demo_data", "load_results", "plan_for", "run_lfu_demo",
+           "score"]

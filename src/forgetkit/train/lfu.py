@@ -29,6 +29,13 @@ spends a forward and a backward on g before the real step (3 forward + 2 backwar
   LoRA weights before the optimizer step (DDP only: DeepSpeed keeps no ``.grad``), and
   ``random`` takes a random direction of the same norm (no ascent: an ablation).
 
+``lfu_direction: same-step`` is the reference the others are measured against: the paper's
+own g, the CE gradient of the *same* step, obtained its way. Before the shared forward, an
+extra forward of the clean batch and ``torch.autograd.grad`` of its CE (w.r.t. the LoRA
+factors, or the representations for RepS) give g; ``.grad`` and DDP's gradient hooks are not
+touched, and the step's own backward stays the only one that reaches the weights. It costs
+that extra forward and backward, and is refused under DeepSpeed and FSDP.
+
 Which tokens the auxiliary model runs on (``lfu_span``):
 
 * ``full``: the whole sequence is copied, as an extra row per example (Algorithm 1: the
@@ -42,7 +49,8 @@ Which tokens the auxiliary model runs on (``lfu_span``):
 The hooks are installed at the first loss call, when the prepared (peft) model exists; the
 first step is plain SFT (no copy, l_cons = 0). LoRA perturbs from step 2 on (the first
 step's ``.grad`` is exactly the CE gradient), RepS, and LoRA where no ``.grad`` is kept
-(DeepSpeed), from step 3 on.
+(DeepSpeed), from step 3 on. ``same-step`` needs no history: it installs its hooks at the
+first training forward of the prepared model and perturbs from step 1 on.
 """
 
 from __future__ import annotations
@@ -63,7 +71,7 @@ from forgetkit.train.registry import PARAMETERS, RunContext, register_term
 
 PREFIX = "lfu_"
 LAYER_GROUPS = ("all", "early", "middle", "late")
-DIRECTIONS = ("prev-ce", "prev-total", "random")
+DIRECTIONS = ("prev-ce", "same-step", "prev-total", "random")
 SPANS = ("full", "answer")
 DEFAULT_LAMBDA = {"lora": 5.0, "reps": 0.1}  # LfU paper, appendix A
 DEFAULT_SPAN = {"lora": "full", "reps": "answer"}  # Algorithms 1 and 2
@@ -179,8 +187,14 @@ class Auxiliary:
         self.aux_logits: torch.Tensor | None = None
         self.group = self.n_groups = self.width = 0
         self.needs_logits = True
-        self.attached = False
+        self.attached = False  # hooks installed
+        self.registered = False  # and checked against the trainer, callback added
         self._handles: list[Any] = []
+        # same-step: the labels of every training row, by its token ids (the model's forward
+        # sees ids only), and a flag that lets the probe forward through the hooks untouched.
+        self._labels: dict[tuple[int, ...], list[int]] = {}
+        self._probing = False
+        self._probe_states: list[torch.Tensor] = []
         self.stats = {"forwards": 0, "perturbed_forwards": 0, "first_perturbed_forward": None}
 
     # --- set-up -------------------------------------------------------------------------
@@ -208,6 +222,30 @@ class Auxiliary:
                 self._handles.append(head.register_forward_hook(self._head_outputs))
         self._install(base)
         self.attached = True
+
+    def attach_at_first_forward(self, model: nn.Module, group: int, n_groups: int,
+                                needs_logits: bool = True) -> None:
+        """``same-step``: attach at the first training forward of ``model`` once it carries
+        LoRA layers (the untouched base model, which peft then wraps in place), so that the
+        first step is perturbed too. The trainer's groups are checked at the first loss call.
+        """
+        from peft.tuners.lora import LoraLayer
+
+        def first_forward(module: nn.Module, args: tuple, kwargs: dict) -> Any:
+            if self.attached or not module.training \
+                    or not any(isinstance(m, LoraLayer) for m in module.modules()):
+                return None
+            handle.remove()
+            self.attach(module, group, n_groups, needs_logits)
+            # Hooks added now run from the next call on; this forward starts here.
+            return self._begin_forward(module, args, kwargs)
+
+        handle = model.register_forward_pre_hook(first_forward, with_kwargs=True)
+        self._handles.append(handle)
+
+    def remember_labels(self, examples: Sequence[dict[str, Any]]) -> None:
+        """Keep each training example's labels, keyed by its ids, for the same-step CE."""
+        self._labels = {tuple(e["input_ids"]): list(e["labels"]) for e in examples}
 
     def detach(self) -> None:
         for handle in self._handles:
@@ -238,9 +276,11 @@ class Auxiliary:
 
     # --- per forward --------------------------------------------------------------------
     def _begin_forward(self, module: nn.Module, args: tuple, kwargs: dict) -> Any:
+        if self._probing:  # the same-step probe's own forward: the clean model, untouched
+            return None
         self.stash, self.aux_logits = [], None
+        self.region = None
         if not module.training:
-            self.region = None
             return None
         ids = kwargs.get("input_ids", args[0] if args else None)
         if ids is None:
@@ -254,6 +294,11 @@ class Auxiliary:
         packed = None
         if self.span == "answer":
             packed = self._pack(args, kwargs, size, module.config)
+        if self.direction == "same-step" and self.alpha > 0:
+            mask = kwargs.get("attention_mask")
+            self._pending = self._same_step_gradient(
+                module, ids[:size], torch.ones_like(ids[:size]) if mask is None else mask[:size])
+        if self.span == "answer":
             self.region = (slice(0, size), slice(self.width, None))
             self.clean = (slice(0, size), slice(0, self.width))
         else:
@@ -310,11 +355,51 @@ class Auxiliary:
         return args, {**kwargs, "input_ids": new_ids, "position_ids": positions,
                       "attention_mask": allowed[:, None]}
 
+    def _same_step_gradient(self, module: nn.Module, ids: torch.Tensor,
+                            mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Eq. 2's g for this very step, the paper's way (Algorithm 1, lines 4-6): an extra
+        forward of the clean batch and ``torch.autograd.grad`` of its CE.
+
+        ``autograd.grad`` returns the gradient without accumulating it: ``.grad`` stays as it
+        is, and DDP's hooks, which fire when a weight's gradient is accumulated, do not run
+        (``module`` is the unwrapped model in any case). The step's own backward remains the
+        only one that reaches the weights.
+        """
+        if ids.is_floating_point():
+            raise RuntimeError("lfu_direction 'same-step' needs the batch's input_ids")
+        labels = self._labels_for(ids, mask)
+        self._probing, self._probe_states = True, []
+        try:
+            with torch.enable_grad():
+                logits = module(input_ids=ids, attention_mask=mask).logits
+                return self._ce_gradient(answer_cross_entropy(logits, labels))
+        finally:
+            self._probing, self._probe_states = False, []
+
+    def _labels_for(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        rows = []
+        for row, keep in zip(ids.tolist(), mask.bool().tolist(), strict=True):
+            tokens = tuple(t for t, k in zip(row, keep, strict=True) if k)
+            labels = self._labels.get(tokens)
+            if labels is None:
+                raise RuntimeError("lfu_direction 'same-step': a training row is not one of "
+                                   "the examples the LfU term was built with, so its labels "
+                                   "are unknown; train through forgetkit.train.run.train")
+            rows.append(labels + [IGNORE_INDEX] * (len(row) - len(labels)))
+        return torch.tensor(rows, device=ids.device)
+
+    def _ce_gradient(self, ce: torch.Tensor) -> dict[str, torch.Tensor]:
+        """d ce / d (auxiliary tensors) from the probe forward that produced ``ce``."""
+        raise NotImplementedError
+
     def _next_delta(self) -> None:
         if self.direction == "random":
             self.delta = ascent_step({k: torch.randn(r.shape, generator=self.generator)
                                       .to(r.device, r.dtype) for k, r in self._shapes().items()},
                                      self.alpha)
+        elif self.direction == "same-step":  # this step's own g, never an older one
+            self.delta = ascent_step(self._pending, self.alpha)
+            self._pending = {}
         elif self._pending:
             self.delta = ascent_step(self._pending, self.alpha)
             self._pending = {}
@@ -424,6 +509,11 @@ class LoRAAuxiliary(Auxiliary):
     def _shapes(self) -> dict[str, torch.Tensor]:
         return {k: m.weight for k, m in self.modules.items()}
 
+    def _ce_gradient(self, ce: torch.Tensor) -> dict[str, torch.Tensor]:
+        weights = [m.weight for m in self.modules.values()]
+        grads = torch.autograd.grad(ce, weights, allow_unused=True, materialize_grads=True)
+        return dict(zip(self.modules, grads, strict=True))
+
     def weight_grads(self) -> dict[str, torch.Tensor] | None:
         grads = {k: m.weight.grad for k, m in self.modules.items()}
         if any(g is None for g in grads.values()):
@@ -497,9 +587,17 @@ class RepSAuxiliary(Auxiliary):
         ref = torch.empty(self.width_hidden, device=self.device)
         return dict.fromkeys(self.keys, ref)
 
+    def _ce_gradient(self, ce: torch.Tensor) -> dict[str, torch.Tensor]:
+        # d ce / d d_l at d = 0 is the CE gradient at h_l, summed over the tokens d_l steers.
+        grads = torch.autograd.grad(ce, self._probe_states)
+        return {key: g[self.steered].sum(0) if self.span == "answer" else g.sum((0, 1))
+                for key, g in zip(self.keys, grads, strict=True)}
+
     def _hook(self, key: str):
         def hook(module: nn.Module, args: tuple, out: Any) -> Any:
             if self.region is None:
+                if self._probing:  # the same-step probe: keep h_l to differentiate at
+                    self._probe_states.append(out[0] if isinstance(out, tuple) else out)
                 return None
             h = out[0] if isinstance(out, tuple) else out
             if self.delta is not None:
@@ -515,9 +613,28 @@ class RepSAuxiliary(Auxiliary):
         return hook
 
 
+def refuse_sharded_same_step(trainer: Any = None) -> None:
+    """same-step's extra backward is what DeepSpeed and FSDP cannot take: refuse them.
+
+    Without a trainer (while the run is set up) the launcher's environment tells.
+    """
+    from accelerate.utils import parse_flag_from_env
+
+    for name, flag, attribute in (("DeepSpeed", "ACCELERATE_USE_DEEPSPEED", "is_deepspeed_enabled"),
+                                  ("FSDP", "ACCELERATE_USE_FSDP", "is_fsdp_enabled")):
+        if getattr(trainer, attribute, False) or parse_flag_from_env(flag):
+            raise RuntimeError(f"lfu_direction 'same-step' spends an extra forward and backward "
+                               f"on every step, which {name} under accelerate does not allow "
+                               "(one backward per step); use prev-ce, its one-backward "
+                               "counterpart")
+
+
 def _attach_once(aux: Auxiliary, ctx: Any, prefix: str | None, needs_logits: bool) -> None:
-    """Set the auxiliary up at the first loss call, when the prepared model exists."""
-    if aux.attached:
+    """Set the auxiliary up at the first loss call, when the prepared model exists.
+
+    ``same-step`` attached itself at the first forward, assuming its group; checked here.
+    """
+    if aux.registered:
         return
     trainer = ctx.trainer
     if trainer is None:
@@ -525,9 +642,17 @@ def _attach_once(aux: Auxiliary, ctx: Any, prefix: str | None, needs_logits: boo
     prefixes = sorted({t.extra_forward for t in trainer.loss_terms
                        if getattr(t, "extra_forward", None)} | ({prefix} - {None}))
     group = 0 if prefix is None else 1 + prefixes.index(prefix)
-    aux.attach(trainer.accelerator.unwrap_model(ctx.model), group, 1 + len(prefixes),
-               needs_logits)
+    if aux.direction == "same-step":
+        refuse_sharded_same_step(trainer)
+    if not aux.attached:
+        aux.attach(trainer.accelerator.unwrap_model(ctx.model), group, 1 + len(prefixes),
+                   needs_logits)
+    elif (aux.group, aux.n_groups) != (group, 1 + len(prefixes)):
+        raise ValueError(f"lfu_direction 'same-step' needs the LfU copy to be the only extra "
+                         f"input group of the forward; this run has {prefixes}. Use prev-ce "
+                         "with other extra-input loss terms")
     trainer.add_callback(aux.callback())
+    aux.registered = True
 
 
 @dataclass
@@ -545,11 +670,12 @@ class LfUConsistency:
     extra_forward: str | None = None
 
     def __call__(self, ctx) -> torch.Tensor:
-        if not self.aux.attached:
+        if not self.aux.registered:
             _attach_once(self.aux, ctx, PREFIX, needs_logits=self.level == "logits")
-            self.extra_forward = PREFIX
-            self.needs_hidden_states = self.level == "hidden"
-            return ctx.outputs.logits.sum() * 0.0
+            if self.extra_forward is None:  # the copy joins the forward from the next step
+                self.extra_forward = PREFIX
+                self.needs_hidden_states = self.level == "hidden"
+                return ctx.outputs.logits.sum() * 0.0
         aux = self.aux
         if aux.region is None:  # an evaluation forward: no auxiliary copy was run
             return ctx.outputs.logits.sum() * 0.0
@@ -603,6 +729,14 @@ def _require_lora(ctx: RunContext, what: str) -> None:
                          f"'{ctx.parameters}'; use a LoRA method (lfu-lora, lfu-sam)")
 
 
+def _same_step_from_the_first_forward(ctx: RunContext, aux: Auxiliary, group: int,
+                                      n_groups: int, needs_logits: bool) -> None:
+    """same-step needs no earlier gradient, so its hooks go in before the first forward."""
+    refuse_sharded_same_step()  # fail before training starts
+    aux.remember_labels(ctx.examples)
+    aux.attach_at_first_forward(ctx.model, group, n_groups, needs_logits)
+
+
 def _build(ctx: RunContext, make: type[Auxiliary]) -> LfUConsistency:
     cfg = ctx.config
     span = cfg.lfu_span or DEFAULT_SPAN[make.kind]
@@ -613,7 +747,11 @@ def _build(ctx: RunContext, make: type[Auxiliary]) -> LfUConsistency:
     ctx.notes["lfu"] = {"auxiliary": aux.kind, "alpha": cfg.lfu_alpha, "lambda": weight,
                         "layers": cfg.lfu_layers, "direction": cfg.lfu_direction,
                         "consistency": cfg.lfu_consistency, "span": span, "stats": aux.stats}
-    return LfUConsistency(aux, layers=cfg.lfu_layers, level=cfg.lfu_consistency, weight=weight)
+    term = LfUConsistency(aux, layers=cfg.lfu_layers, level=cfg.lfu_consistency, weight=weight)
+    if cfg.lfu_direction == "same-step":  # the copy is in the forward from step 1 on
+        _same_step_from_the_first_forward(ctx, aux, 1, 2, needs_logits=term.level == "logits")
+        term.extra_forward, term.needs_hidden_states = PREFIX, term.level == "hidden"
+    return term
 
 
 @register_term("lfu-lora")
@@ -637,9 +775,11 @@ def build_sam(ctx: RunContext) -> SharpnessAwareCE:
     aux = LoRAAuxiliary(cfg.lfu_alpha, cfg.lfu_direction, cfg.seed)
     ctx.notes["lfu_sam"] = {"alpha": cfg.lfu_alpha, "direction": cfg.lfu_direction,
                             "stats": aux.stats}
+    if cfg.lfu_direction == "same-step":  # SAM proper: the batch at its own ascent step
+        _same_step_from_the_first_forward(ctx, aux, 0, 1, needs_logits=True)
     return SharpnessAwareCE(aux)
 
 
 __all__ = ["DIRECTIONS", "LAYER_GROUPS", "PREFIX", "SPANS", "LfUConsistency", "LoRAAuxiliary",
            "RepSAuxiliary", "SharpnessAwareCE", "answer_span", "ascent_step", "consistency",
-           "layer_indices", "logit_consistency"]
+           "layer_indices", "logit_consistency", "refuse_sharded_same_step"]
