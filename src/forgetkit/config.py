@@ -82,9 +82,11 @@ class TrainConfig(BaseModel):
         "lfu-lora, 0.1 for lfu-reps, as in the paper)")
     lfu_layers: Literal["all", "early", "middle", "late"] = Field(
         "all", description="LfU: layers whose representations enter the consistency")
-    lfu_direction: Literal["prev-ce", "prev-total", "random"] = Field(
+    lfu_direction: Literal["prev-ce", "same-step", "prev-total", "random"] = Field(
         "prev-ce", description="LfU: ascent direction; prev-ce: CE gradient of the previous "
-        "micro-step, prev-total: previous step's gradient of the whole loss (LoRA), random")
+        "micro-step, same-step: CE gradient of this step from an extra forward and backward "
+        "(the paper's; a reference, not under DeepSpeed or FSDP), prev-total: previous "
+        "step's gradient of the whole loss (LoRA), random")
     lfu_consistency: Literal["hidden", "logits"] = Field(
         "hidden", description="LfU: consistency of hidden states (Eq. 5) or logits (Eq. 7)")
     lfu_span: Literal["full", "answer"] | None = Field(
@@ -121,6 +123,55 @@ class TrainConfig(BaseModel):
         return value
 
 
+class UnlearnConfig(TrainConfig):
+    """Options of one unlearning run (``forgetkit unlearn``, docs/kif.md): the training
+    options plus the forget and retain sets and the unlearning methods' own. The forget set
+    is the training data, so ``data`` follows ``forget``."""
+
+    method: str = Field("kif", description="unlearning method: kif, ga, graddiff, npo, "
+                        "npo-rt, idk")
+    forget: Path | None = Field(None, description="QA file of what to forget")
+    retain: Path | None = Field(None, description="QA file of what to keep")
+    parameters: Literal["full", "lora"] | None = Field(
+        None, description="which weights move (default: the method's; kif lora, others full)")
+    adapter: bool = Field(False, description="write the LoRA adapter, not merged weights")
+    epochs: float = Field(5.0, gt=0)
+    retain_weight: float = Field(1.0, ge=0, description="weight of the retain term")
+    npo_beta: float = Field(0.1, gt=0, description="NPO: beta")
+    kif_layers: list[int] | None = Field(
+        None, description="KIF: decoder blocks to hook, 1-based (default: chosen by separation)")
+    kif_top_layers: int = Field(3, ge=1, description="KIF: blocks the automatic choice keeps")
+    kif_gate_quantile: float = Field(
+        0.999, gt=0, le=1, description="KIF: gate threshold, this quantile of retain tokens' "
+        "similarity to a signature")
+    kif_strength: float = Field(
+        1.0, gt=0, description="KIF: share of the signature component removed (1: projected out)")
+    kif_holdout: float = Field(
+        0.5, gt=0, lt=1, description="KIF: share of each subject's prompts held out to score "
+        "layers")
+    kif_signatures: Path | None = Field(
+        None, description="KIF: file to save the mined signatures to, or reuse them from")
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, value: str) -> str:
+        from forgetkit.unlearn.methods import UNLEARNING_METHODS
+
+        if value not in UNLEARNING_METHODS:
+            raise ValueError(f"unknown unlearning method '{value}'; choose one of "
+                             f"{sorted(UNLEARNING_METHODS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _forget_is_the_data(self) -> UnlearnConfig:
+        if self.forget is None:
+            self.forget = self.data
+        elif self.data is not None and Path(self.data) != Path(self.forget):
+            raise ValueError("in an unlearning run 'data' is the forget set; give 'forget' only")
+        self.data = self.forget
+        return self
+
+
 def _format_error(err: ValidationError, source: str) -> str:
     lines = [f"invalid configuration ({source}):"]
     for e in err.errors():
@@ -132,8 +183,11 @@ def _format_error(err: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
-def load_train_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig:
-    """Build a TrainConfig from an optional YAML file plus explicit overrides (None = unset)."""
+def load_train_config(path: str | Path | None = None, *,
+                      config_class: type[TrainConfig] = TrainConfig,
+                      **overrides: Any) -> TrainConfig:
+    """Build a TrainConfig (or ``config_class``) from an optional YAML file plus explicit
+    overrides (None = unset)."""
     values: dict[str, Any] = {}
     source = "command line"
     if path is not None:
@@ -152,6 +206,11 @@ def load_train_config(path: str | Path | None = None, **overrides: Any) -> Train
         source = f"{path} and command line"
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
-        return TrainConfig(**values)
+        return config_class(**values)
     except ValidationError as err:
         raise ConfigError(_format_error(err, source)) from None
+
+
+def load_unlearn_config(path: str | Path | None = None, **overrides: Any) -> UnlearnConfig:
+    """``load_train_config`` for an unlearning run (``forgetkit unlearn``)."""
+    return load_train_config(path, config_class=UnlearnConfig, **overrides)  # type: ignore[return-value]

@@ -14,13 +14,24 @@ from forgetkit.data.tokenize import prompt_ids
 @torch.no_grad()
 def generate_answers(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
                      questions: Sequence[str], max_new_tokens: int = 48, batch_size: int = 16,
-                     desc: str | None = None, progress: bool = True) -> list[str]:
+                     desc: str | None = None, progress: bool = True,
+                     prefixes: Sequence[str] | None = None) -> list[str]:
     """Greedy answers to ``questions`` through the chat template, in input order.
 
     Prompts are sorted by length and left-padded in batches: padding then sits before the
     prompt, where the attention mask hides it, so batched output equals one-at-a-time output.
+    ``prefixes`` (one per question, "" for none) start the assistant turn: the model
+    continues after them, as when an extraction attack puts words in its mouth, and only
+    the continuation is returned. They are tokenised apart from the prompt, as ``encode_qa``
+    tokenises answers, so a prefix is read as the start of a trained answer.
     """
     encoded = [prompt_ids(tokenizer, q) for q in questions]
+    if prefixes is not None:
+        if len(prefixes) != len(questions):
+            raise ValueError(f"need one prefix per question, got {len(prefixes)} prefixes for "
+                             f"{len(questions)} questions")
+        encoded = [ids + (tokenizer(p, add_special_tokens=False)["input_ids"] if p else [])
+                   for ids, p in zip(encoded, prefixes, strict=True)]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))
     pad = tokenizer.pad_token_id
     device = next(model.parameters()).device

@@ -1,0 +1,110 @@
+"""One teacher-forced pass over (question, answer) pairs: answer log-likelihoods and the
+residual stream along the answer.
+
+TOFU's probability and truth ratio and the unlearning suite's latent readout all read a
+model with a known answer forced after the question. This module does that read once per
+list of pairs, in batches, with the chat template and tokenisation of training
+(``data.tokenize.encode_qa``: prompt + answer + end-of-turn, labels on the answer only):
+
+* ``mean_logprob[i]`` = (1/|a|) sum_t log P(a_t | q, a_<t) over the answer's tokens, the
+  end-of-turn token included (TOFU labels it too). It is TOFU's per-token "average loss"
+  with the sign flipped, so ``exp(mean_logprob)`` = P(a | q)^(1/|a|);
+* on request, ``states[i]``: the residual stream ``[|a|, len(layers), hidden]`` at the
+  positions that predict the answer's tokens (the last prompt token and the answer's own
+  tokens but the last), at the chosen hidden-state indices (0 = embeddings, l = after
+  block l, the last one after the final norm, as in ``eval.activations``), with
+  ``answer_ids[i]`` the tokens they predict.
+
+Batches are left-padded with explicit position ids (``activations.left_padded``), so a
+batched read equals a one-at-a-time read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from forgetkit.data.tokenize import IGNORE_INDEX, encode_qa
+from forgetkit.eval.activations import _layer_index, left_padded
+
+
+@dataclass(frozen=True)
+class AnswerScores:
+    """What one teacher-forced pass read, one entry per (question, answer) pair."""
+
+    mean_logprob: np.ndarray          # [n] mean log-prob per answer token
+    answer_ids: list[list[int]]       # answer tokens (end-of-turn included)
+    layers: list[int] | None = None   # hidden-state indices of ``states``
+    # Per pair [|a|, len(layers), hidden] float32 on the CPU; None for pairs not kept.
+    states: list[torch.Tensor | None] | None = None
+
+    @property
+    def normalised_prob(self) -> np.ndarray:
+        """P(a | q)^(1/|a|), TOFU's length-normalised answer probability."""
+        return np.exp(self.mean_logprob)
+
+
+@torch.no_grad()
+def score_answers(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+                  pairs: Sequence[tuple[str, str]], layers: Sequence[int] | None = None,
+                  state_rows: Collection[int] | None = None, batch_size: int = 16,
+                  max_length: int = 256, progress: bool = True) -> AnswerScores:
+    """Teacher-forced scores of every ``(question, answer)`` pair, in input order.
+
+    With ``layers`` (hidden-state indices, negative from the end) the residual stream at
+    the answer-predicting positions is kept too, for the pairs in ``state_rows`` (default:
+    all; the others get ``None``), so one pass serves metrics and a capped probe sample.
+    Without ``layers``, no hidden states are read.
+    """
+    if not pairs:
+        raise ValueError("score_answers needs at least one (question, answer) pair")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    encoded = [encode_qa(tokenizer, q, a, max_length=max_length) for q, a in pairs]
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]["input_ids"]))
+    device = next(model.parameters()).device
+    mean_lp = np.zeros(len(pairs))
+    answer_ids = [[t for t in e["labels"] if t != IGNORE_INDEX] for e in encoded]
+    states: list[torch.Tensor | None] = [None] * len(pairs)
+    index: list[int] | None = None
+    keep = None if state_rows is None else set(state_rows)
+    was_training = model.training
+    model.eval()
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    try:
+        for idx in tqdm(batches, desc="scoring answers", disable=not progress, leave=False):
+            batch = left_padded([encoded[i]["input_ids"] for i in idx],
+                                tokenizer.pad_token_id, device)
+            width = batch["input_ids"].shape[1]
+            labels = torch.tensor([[IGNORE_INDEX] * (width - len(encoded[i]["labels"]))
+                                   + encoded[i]["labels"] for i in idx], device=device)
+            out = model(**batch, output_hidden_states=layers is not None, use_cache=False)
+            # Position t predicts token t + 1. Only answer positions are scored, so the
+            # vocabulary-wide log-softmax runs on a few rows, not on the whole batch.
+            target = labels[:, 1:]
+            scored = target != IGNORE_INDEX
+            token_lp = torch.zeros(target.shape, device=device)
+            token_lp[scored] = F.log_softmax(out.logits[:, :-1][scored].float(), dim=-1).gather(
+                1, target[scored].unsqueeze(1)).squeeze(1)
+            sums = token_lp.sum(dim=1)
+            if layers is not None:
+                if index is None:
+                    index = _layer_index(layers, len(out.hidden_states))
+                picked = torch.stack([out.hidden_states[j][:, :-1] for j in index], dim=2)
+            for row, i in enumerate(idx):
+                mean_lp[i] = float(sums[row]) / len(answer_ids[i])
+                if layers is not None and (keep is None or i in keep):
+                    states[i] = picked[row][scored[row]].float().cpu()
+    finally:
+        model.train(was_training)
+    return AnswerScores(mean_logprob=mean_lp, answer_ids=answer_ids, layers=index,
+                        states=states if layers is not None else None)
+
+
+__all__ = ["AnswerScores", "score_answers"]

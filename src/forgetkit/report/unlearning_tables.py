@@ -1,0 +1,144 @@
+"""The unlearning suite's result as Markdown tables: forgetting, hiding and latent traces
+side by side (``eval.unlearning.unlearning_suite`` output).
+
+The side-by-side table is the one KIF argues from: a method that only hides the answer
+has low leakage next to a latent trace and a relearned leak near the original's; a method
+that erased the fact sits near the retain model (the oracle) in every column. Arrows say
+which way is more forgotten; the target is the retain model's row, not the extreme.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from forgetkit.io import atomic_write_text
+
+# (column title, summary key, higher is better for forgetting?) - None: no direction.
+SIDE_BY_SIDE: tuple[tuple[str, str, bool | None], ...] = (
+    ("forget quality", "forget_quality", True),
+    ("model utility", "model_utility", True),
+    ("forget prob.", "forget_probability", False),
+    ("leak (question)", "leak_question", False),
+    ("leak (worst prompt)", "leak_worst", False),
+    ("latent trace", "latent_trace", False),
+    ("relearn: leak before → after", "relearn_leak_after", False),
+)
+
+FAMILY_TITLES = {"question": "question", "paraphrase": "paraphrase",
+                 "answer_prefix": "answer prefix", "in_context": "in-context hint"}
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if 0 < abs(value) < 10 ** -digits:
+        return f"{value:.1e}"  # forget quality p-values can be tiny and still matter
+    return f"{value:.{digits}f}"
+
+
+def _arrow(higher: bool | None) -> str:
+    return "" if higher is None else (" ↑" if higher else " ↓")
+
+
+def side_by_side_table(result: Mapping[str, Any]) -> str:
+    """One row per model: forget quality, utility, leakage, latent trace, relearned leak."""
+    summary = result["summary"]
+    head = "| model | " + " | ".join(t + _arrow(up) for t, _, up in SIDE_BY_SIDE) + " |"
+    rule = "|---|" + "---:|" * len(SIDE_BY_SIDE)
+    body = [f"| {label} | " + " | ".join(_cell(row, key) for _, key, _ in SIDE_BY_SIDE)
+            + " |" for label, row in summary.items()]
+    return "\n".join([head, rule, *body])
+
+
+def _cell(row: Mapping[str, Any], key: str) -> str:
+    if key == "relearn_leak_after":
+        # The held-out half's own baseline is needed to read a recovery.
+        if row.get(key) is None:
+            return "–"
+        return f"{_fmt(row.get('relearn_leak_before'), 2)} → {_fmt(row[key], 2)}"
+    return _fmt(row.get(key))
+
+
+def leakage_table(result: Mapping[str, Any]) -> str:
+    """Leak rate per extraction prompt family (and its n), one row per model."""
+    rows = result["models"]
+    families = list(next(iter(rows.values()))["leakage"])
+    first = next(iter(rows.values()))["leakage"]
+    head = ("| model | " + " | ".join(f"{FAMILY_TITLES.get(f, f)} (n={first[f]['n']})"
+                                      for f in families) + " |")
+    rule = "|---|" + "---:|" * len(families)
+    body = [f"| {label} | " + " | ".join(_fmt(r["leakage"][f]["leak_rate"]) for f in families)
+            + " |" for label, r in rows.items()]
+    return "\n".join([head, rule, *body])
+
+
+def latent_table(result: Mapping[str, Any]) -> str:
+    """Readout accuracy per hidden-state index, one row per model; chance in the title row."""
+    rows = result["models"]
+    layers = next(iter(rows.values()))["latent"]["layers"]
+    head = "| model | " + " | ".join(f"layer {layer}" for layer in layers) + " |"
+    rule = "|---|" + "---:|" * len(layers)
+    body = [f"| {label} | " + " | ".join(_fmt(a, 2) for a in r["latent"]["accuracy"]) + " |"
+            for label, r in rows.items()]
+    return "\n".join([head, rule, *body])
+
+
+def tofu_table(result: Mapping[str, Any]) -> str:
+    """TOFU's columns: probability, ROUGE-L recall and truth ratio on forget and retain."""
+    cols = [("forget", "probability"), ("forget", "rougeL_recall"), ("forget", "truth_ratio"),
+            ("retain", "probability"), ("retain", "rougeL_recall"), ("retain", "truth_ratio")]
+    title = {"probability": "prob.", "rougeL_recall": "ROUGE-L", "truth_ratio": "truth ratio"}
+    head = ("| model | " + " | ".join(f"{s} {title[k]}" for s, k in cols)
+            + " | KS D | forget quality |")
+    rule = "|---|" + "---:|" * (len(cols) + 2)
+    body = [f"| {label} | " + " | ".join(_fmt(r[s].get(k)) for s, k in cols)
+            + f" | {_fmt(r['ks_statistic'])} | {_fmt(r['forget_quality'])} |"
+            for label, r in result["models"].items()]
+    return "\n".join([head, rule, *body])
+
+
+def render_unlearning(result: Mapping[str, Any], path: Path | None = None) -> str:
+    """The whole report as Markdown; written atomically to ``path`` when given."""
+    settings = result["settings"]
+    chance = next(iter(result["models"].values()))["latent"]["chance"]
+    lines = [
+        "## Unlearning: forgetting, hiding and latent traces side by side",
+        "",
+        f"{settings['n_forget']} forget and {settings['n_retain']} retain questions"
+        + (f", {settings['n_known']} world facts" if settings.get("n_known") else "")
+        + ". `original`: the model before unlearning; `retain`: the oracle never trained on "
+        "the forget set.",
+        "",
+        side_by_side_table(result),
+        "",
+        "Forget quality: KS-test p-value of forget-set truth ratios against the retain model. "
+        "Leak: share of generations containing the forgotten fact (worst: the highest of the "
+        f"prompt families). Latent trace: a linear readout fitted on the original recovers "
+        f"the true answer among its perturbed ones (mean over intermediate layers; chance "
+        f"{chance:.2f}). Relearning: leak on held-out forget questions before and after "
+        f"{settings['relearn_steps']} fine-tuning steps on the other half. The retain row is "
+        "the target of every column.",
+        "",
+        "### TOFU metrics",
+        "",
+        tofu_table(result),
+        "",
+        "### Leak rate by prompt family",
+        "",
+        leakage_table(result),
+        "",
+        "### Latent readout accuracy by layer",
+        "",
+        latent_table(result),
+    ]
+    text = "\n".join(lines) + "\n"
+    if path is not None:
+        atomic_write_text(path, text)
+    return text
+
+
+__all__ = ["SIDE_BY_SIDE", "latent_table", "leakage_table", "render_unlearning",
+           "side_by_side_table", "tofu_table"]

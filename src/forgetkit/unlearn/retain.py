@@ -1,0 +1,67 @@
+"""The retain set as an extra input group of every forget example, and the loss term
+``retain-ce`` (cross-entropy on the retain answers: the "descent" half of GradDiff).
+
+The forget set is the training data. Each forget example gets one retain partner,
+``retain_input_ids`` / ``retain_labels``, which the trainer runs in the same forward pass as
+the batch (``extra_forward``). Partners come from a seeded shuffle of the retain set, cycled
+when it is shorter than the forget set, and stay fixed over epochs (an epoch is one pass over
+the forget set).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import torch
+
+from forgetkit.data.records import QARecord, read_qa
+from forgetkit.data.tokenize import encode_records
+from forgetkit.train.losses import answer_cross_entropy
+from forgetkit.train.registry import RunContext, register_term
+
+PREFIX = "retain_"
+
+
+def retain_records(ctx: RunContext) -> list[QARecord]:
+    path = getattr(ctx.config, "retain", None)
+    if path is None:
+        raise ValueError("this method needs a retain set; run it with `forgetkit unlearn "
+                         "--retain FILE` (forgetkit.config.UnlearnConfig)")
+    return read_qa(path)
+
+
+def attach_retain(ctx: RunContext) -> None:
+    """Give every example its retain partner; a second call (another term) is a no-op."""
+    if ctx.examples and PREFIX + "input_ids" in ctx.examples[0]:
+        return
+    records = retain_records(ctx)
+    encoded = encode_records(ctx.tokenizer, records, ctx.config.max_length)
+    order = list(range(len(records)))
+    random.Random(f"retain:{ctx.config.seed}").shuffle(order)
+    for i, example in enumerate(ctx.examples):
+        j = order[i % len(order)]
+        example[PREFIX + "input_ids"] = encoded[j]["input_ids"]
+        example[PREFIX + "labels"] = encoded[j]["labels"]
+    ctx.notes["retain"] = {"records": len(records),
+                           "paired": len(set(order[:len(ctx.examples)]))}
+
+
+@dataclass
+class RetainCrossEntropy:
+    weight: float = 1.0
+    name: str = "retain_ce"
+    needs_hidden_states: bool = False
+    extra_forward: str = PREFIX
+
+    def __call__(self, ctx) -> torch.Tensor:
+        return answer_cross_entropy(ctx.extra_outputs[PREFIX].logits, ctx.extras[PREFIX + "labels"])
+
+
+@register_term("retain-ce")
+def build_retain_ce(ctx: RunContext) -> RetainCrossEntropy:
+    attach_retain(ctx)
+    return RetainCrossEntropy(weight=ctx.config.retain_weight)
+
+
+__all__ = ["PREFIX", "RetainCrossEntropy", "attach_retain", "retain_records"]

@@ -1,0 +1,68 @@
+"""``unlearn(config)``: the front end of ``forgetkit unlearn`` over the training recipe.
+
+Top to bottom: check the sets and the output -> pick the training row of the method ->
+``train.run.train`` (forget set as data, retain partners as an extra input group) -> move
+KIF's signatures into the output. The input model is only ever read.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from forgetkit import models
+from forgetkit.config import UnlearnConfig
+from forgetkit.data.records import read_qa
+from forgetkit.train.run import train
+from forgetkit.unlearn.kif import pending_signatures
+from forgetkit.unlearn.methods import get_unlearning, train_method
+from forgetkit.unlearn.setting import check_sets
+
+SIGNATURES_FILE = "kif_signatures.safetensors"
+
+
+def _refuse_input_as_output(model: str, output: Path) -> None:
+    """The output may not be, or contain, the input model's folder (--overwrite would delete it)."""
+    spec = models.resolve(model)
+    if spec.kind not in ("folder", "gguf"):
+        return
+    source = Path(spec.location).resolve()
+    target = output.resolve()
+    if source == target or target in source.parents:
+        raise ValueError(f"--output {output} would replace the input model {model}; write the "
+                         "unlearned model to another folder")
+
+
+def unlearn(config: UnlearnConfig, callbacks: list | None = None) -> Path:
+    """Unlearn ``config.forget`` from ``config.model``, keep ``config.retain``; return the output.
+
+    The output is a merged checkpoint (or with ``adapter`` a peft adapter) plus
+    ``forgetkit_run.json``; KIF adds ``kif_signatures.safetensors``. ``callbacks`` are passed
+    to the Trainer.
+    """
+    if config.forget is None or config.retain is None or config.output is None:
+        raise ValueError("unlearn needs --forget FILE, --retain FILE and --output DIR")
+    output = Path(config.output)
+    _refuse_input_as_output(config.model, output)
+    check_sets(read_qa(config.forget), read_qa(config.retain),
+               f"forget set {config.forget}", f"retain set {config.retain}")
+    method = get_unlearning(config.method)
+    key = train_method(method.name, config.parameters, config.adapter)
+    uses_signatures = "kif-forget" in method.terms
+    pending = pending_signatures(output)
+    first = int(os.environ.get("RANK", "0")) == 0  # the process that writes the output
+    try:
+        train(config.model_copy(update={"method": key}), callbacks=callbacks)
+        if uses_signatures and first:
+            source = Path(config.kif_signatures) if config.kif_signatures else pending
+            tmp = output / f".{SIGNATURES_FILE}.tmp"
+            shutil.copyfile(source, tmp)
+            tmp.replace(output / SIGNATURES_FILE)
+    finally:
+        if first:
+            pending.unlink(missing_ok=True)
+    return output
+
+
+__all__ = ["SIGNATURES_FILE", "unlearn"]
