@@ -118,6 +118,32 @@ def test_sparse_linear_gradients_match_dense_autograd(monkeypatch, block):
     torch.testing.assert_close(values.grad, dense.weight.grad[mask])
 
 
+@pytest.mark.parametrize("block", [1 << 22, 20])
+def test_sparse_linear_follows_autocast_like_a_dense_linear(monkeypatch, block):
+    """Under bf16 autocast (mixed-precision training) the layer computes in bf16 like
+    F.linear and hands back float32 gradients for float32 inputs and values."""
+    monkeypatch.setattr(sparse_module, "_BLOCK_ELEMENTS", block)
+    torch.manual_seed(0)
+    dense = torch.nn.Linear(16, 24, bias=True)
+    layer = copy.deepcopy(dense)
+    mask = build_masks({"weight": dense.weight}, 0.5, seed=2)["weight"]
+    sparsify(layer, {"weight": mask})
+    layer.bias.requires_grad_(True)
+    x = torch.randn(4, 16, requires_grad=True)
+    x_dense = x.detach().clone().requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, ref = layer(x), dense(x_dense)
+    assert out.dtype == ref.dtype == torch.bfloat16
+    torch.testing.assert_close(out, ref, rtol=2e-2, atol=2e-2)
+    out.float().sum().backward()
+    ref.float().sum().backward()
+    values = layer.parametrizations.weight.original
+    assert x.grad.dtype == values.grad.dtype == layer.bias.grad.dtype == torch.float32
+    torch.testing.assert_close(x.grad, x_dense.grad, rtol=2e-2, atol=2e-2)
+    torch.testing.assert_close(values.grad, dense.weight.grad[mask], rtol=2e-2, atol=2e-2)
+    torch.testing.assert_close(layer.bias.grad, dense.bias.grad, rtol=2e-2, atol=2e-2)
+
+
 def test_frozen_coordinates_stay_bit_identical_even_with_weight_decay(contracts_file, tmp_path,
                                                                       tiny):
     out = train(TrainConfig(model=models.TINY, data=contracts_file, method="sparse",

@@ -108,7 +108,7 @@ class LiveReference:
         else:
             self.base.to(ids.device)
             logits = self.base(input_ids=ids, attention_mask=mask).logits
-        return F.log_softmax(logits.float(), dim=-1)[where]
+        return F.log_softmax(logits[where].float(), dim=-1)
 
     def kl(self, ctx, where: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
         return kl_full(self._base_logp(ctx, where), logp)

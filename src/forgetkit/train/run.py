@@ -50,6 +50,9 @@ def training_arguments(config: TrainConfig, lr: float, out_dir: Path) -> Trainin
         per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=config.gradient_accumulation,
         num_train_epochs=config.epochs,
+        # Buffers never change while training (e.g. a sparse model's frozen base): no need
+        # for DDP to send them from rank 0 before every forward.
+        ddp_broadcast_buffers=False,
         max_steps=config.max_steps,
         learning_rate=lr,
         lr_scheduler_type=config.lr_scheduler,
@@ -114,7 +117,7 @@ def train(config: TrainConfig, extra_terms: list | None = None,
     checkpoints = work_dir(output)
     trainer = ForgetTrainer(
         model=ctx.model,
-        args=training_arguments(config, lr, checkpoints),
+        args=training_arguments(ctx.config, lr, checkpoints),  # transforms may adjust it
         train_dataset=ListDataset(ctx.examples),
         data_collator=QACollator(ctx.tokenizer.pad_token_id),
         processing_class=ctx.tokenizer,

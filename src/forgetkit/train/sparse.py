@@ -96,8 +96,9 @@ class SparseDelta(nn.Module):
         self.register_buffer("base", base.detach().clone().flatten())
         positions = mask.flatten().nonzero().squeeze(1)
         # int32 halves the index's memory; scatter needs int64, built per call (transient).
-        dtype = torch.int32 if positions.numel() and int(positions[-1]) < 2**31 else torch.int64
+        dtype = torch.int32 if base.numel() < 2**31 else torch.int64
         self.register_buffer("index", positions.to(dtype))
+        self._blocks: tuple[int, list] | None = None  # (rows per block, blocks), see below
 
     def forward(self, values: torch.Tensor) -> torch.Tensor:
         return self.base.scatter(0, self.index.long(), values).view(self.shape)
@@ -111,17 +112,22 @@ class SparseDelta(nn.Module):
 _BLOCK_ELEMENTS = 1 << 22
 
 
-def _row_blocks(delta: SparseDelta):
-    """(first row, end row, slice of ``delta.index``) per block of W's rows."""
+def _row_blocks(delta: SparseDelta) -> list[tuple[int, int, slice]]:
+    """(first row, end row, slice of ``delta.index``) per block of W's rows.
+
+    The index is fixed and sorted (row-major positions), so each block owns one contiguous
+    slice of it; the slices are found once, on the CPU, and kept.
+    """
     n_out, n_in = delta.shape
     rows = max(1, _BLOCK_ELEMENTS // n_in)
-    starts = torch.arange(0, n_out + rows, rows).clamp(max=n_out) * n_in
-    # The index is sorted (row-major positions), so each block owns one contiguous slice.
-    bounds = torch.searchsorted(delta.index, starts.to(delta.index.dtype)).tolist()
-    for b in range(len(bounds) - 1):
-        r0, r1 = b * rows, min(n_out, (b + 1) * rows)
-        if r0 < r1:
-            yield r0, r1, slice(bounds[b], bounds[b + 1])
+    if delta._blocks is None or delta._blocks[0] != rows:
+        starts = torch.arange(0, n_out + rows, rows).clamp(max=n_out) * n_in
+        index = delta.index.cpu()
+        bounds = torch.searchsorted(index, starts.to(index.dtype)).tolist()
+        blocks = [(b * rows, min(n_out, (b + 1) * rows), slice(bounds[b], bounds[b + 1]))
+                  for b in range(len(bounds) - 1) if b * rows < n_out]
+        delta._blocks = (rows, blocks)
+    return delta._blocks[1]
 
 
 def _weight_rows(delta: SparseDelta, values: torch.Tensor, r0: int, r1: int,
@@ -131,52 +137,74 @@ def _weight_rows(delta: SparseDelta, values: torch.Tensor, r0: int, r1: int,
     return delta.base[r0 * n_in:r1 * n_in].scatter(0, local, values[part]).view(r1 - r0, n_in)
 
 
+def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+    # Under autocast (e.g. bf16 mixed precision) the matmuls run in the autocast dtype.
+    device = x.device.type
+    if torch.is_autocast_enabled(device):
+        return torch.get_autocast_dtype(device)
+    return x.dtype
+
+
 class SparseLinear(torch.autograd.Function):
     """``y = x W^T + b`` with ``W = scatter(base, index, values)``, W never kept whole.
 
     Same result and gradients as ``F.linear(x, delta(values), b)``. W is rebuilt block by
     block of rows, in the forward and again in the backward, and the gradient of ``values``
     is read off each block's dense gradient ``g^T x``. So neither the dense W nor its dense
-    gradient outlives one block.
+    gradient outlives one block. Matmuls run in the autocast dtype when autocast is on, as
+    ``F.linear`` would; gradients come back in the dtypes of ``x`` and ``values``.
     """
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, values: torch.Tensor, delta: SparseDelta,
                 bias: torch.Tensor | None) -> torch.Tensor:
-        ctx.delta = delta
-        ctx.has_bias = bias is not None
+        dtype = _compute_dtype(x)
+        ctx.delta, ctx.dtype, ctx.has_bias = delta, dtype, bias is not None
+        ctx.bias_dtype = None if bias is None else bias.dtype
         ctx.save_for_backward(x, values)
-        if delta.base.numel() <= _BLOCK_ELEMENTS:  # one block: the plain, faster path
-            return F.linear(x, delta(values), bias)
-        out = x.new_empty(*x.shape[:-1], delta.shape[0])
-        for r0, r1, part in _row_blocks(delta):
-            out[..., r0:r1] = F.linear(x, _weight_rows(delta, values, r0, r1, part),
-                                       None if bias is None else bias[r0:r1])
-        return out
+        with torch.autocast(x.device.type, enabled=False):
+            xc = x.to(dtype)
+            bias = None if bias is None else bias.to(dtype)
+            if delta.base.numel() <= _BLOCK_ELEMENTS:  # one block: the plain, faster path
+                return F.linear(xc, delta(values).to(dtype), bias)
+            out = xc.new_empty(*x.shape[:-1], delta.shape[0])
+            for r0, r1, part in _row_blocks(delta):
+                out[..., r0:r1] = F.linear(
+                    xc, _weight_rows(delta, values, r0, r1, part).to(dtype),
+                    None if bias is None else bias[r0:r1])
+            return out
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
         x, values = ctx.saved_tensors
-        delta = ctx.delta
-        g = grad_out.reshape(-1, grad_out.shape[-1])
-        x2 = x.reshape(-1, x.shape[-1])
-        grad_bias = g.sum(0) if ctx.has_bias and ctx.needs_input_grad[3] else None
+        delta, dtype = ctx.delta, ctx.dtype
+        g = grad_out.to(dtype).reshape(-1, grad_out.shape[-1])
+        x2 = x.to(dtype).reshape(-1, x.shape[-1])
+        grad_bias = (g.sum(0).to(ctx.bias_dtype)
+                     if ctx.has_bias and ctx.needs_input_grad[3] else None)
+        grad_x = grad_values = None
         if delta.base.numel() <= _BLOCK_ELEMENTS:
-            grad_x = grad_out @ delta(values) if ctx.needs_input_grad[0] else None
-            grad_values = ((g.T @ x2).flatten()[delta.index.long()]
-                           if ctx.needs_input_grad[1] else None)
+            if ctx.needs_input_grad[0]:
+                grad_x = (g @ delta(values).to(dtype)).view_as(x).to(x.dtype)
+            if ctx.needs_input_grad[1]:
+                grad_values = (g.T @ x2).flatten()[delta.index.long()].to(values.dtype)
             return grad_x, grad_values, None, grad_bias
-        grad_x = torch.zeros_like(x2) if ctx.needs_input_grad[0] else None
-        grad_values = torch.empty_like(values) if ctx.needs_input_grad[1] else None
+        # Blocks: sum grad_x in float32 so low-precision rounding does not add up per block.
+        acc = torch.zeros(x2.shape, dtype=torch.float32, device=x.device) \
+            if ctx.needs_input_grad[0] else None
+        if ctx.needs_input_grad[1]:
+            grad_values = torch.empty_like(values)
         n_in = delta.shape[1]
         for r0, r1, part in _row_blocks(delta):
-            if grad_x is not None:
-                grad_x.addmm_(g[:, r0:r1], _weight_rows(delta, values, r0, r1, part))
+            if acc is not None:
+                acc.addmm_(g[:, r0:r1].float(),
+                           _weight_rows(delta, values, r0, r1, part).to(dtype).float())
             if grad_values is not None:
                 block_grad = g[:, r0:r1].T @ x2
-                grad_values[part] = block_grad.flatten()[(delta.index[part] - r0 * n_in).long()]
-        if grad_x is not None:
-            grad_x = grad_x.view_as(x)
+                grad_values[part] = block_grad.flatten()[
+                    (delta.index[part] - r0 * n_in).long()].to(values.dtype)
+        if acc is not None:
+            grad_x = acc.view_as(x).to(x.dtype)
         return grad_x, grad_values, None, grad_bias
 
 
