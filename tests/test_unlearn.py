@@ -96,6 +96,25 @@ def test_unlearn_config_forget_is_the_training_data(tmp_path):
         load_unlearn_config(yaml_file)
 
 
+def test_cover_retain_cycles_the_forget_set_and_keeps_the_forget_passes(tmp_path):
+    from forgetkit.data.records import write_qa
+    from forgetkit.data.synth import synth
+    from forgetkit.unlearn.retain import cover_retain, forget_records
+
+    forget = synth("authors", 1, seed=0)[:3]
+    retain_file = write_qa(synth("authors", 2, seed=1)[:12], tmp_path / "retain.jsonl")
+    ctx = RunContext(config=UnlearnConfig(retain=retain_file, epochs=4), model=None,
+                     tokenizer=None, records=forget, parameters="full")
+    ctx.records = cover_retain(ctx)
+    assert len(ctx.records) == 12 and forget_records(ctx) == forget
+    assert [r.question for r in ctx.records[3:6]] == [r.question for r in forget]
+    # 12 examples for 1 epoch: each forget record is still seen 4 times.
+    assert ctx.config.epochs == 1.0 and ctx.notes["cover_retain"]["forget_passes"] == 4
+    more = RunContext(config=UnlearnConfig(retain=retain_file), model=None, tokenizer=None,
+                      records=synth("authors", 1, seed=0)[:15], parameters="full")
+    assert cover_retain(more) == more.records and forget_records(more) == more.records
+
+
 def test_every_method_becomes_a_training_row():
     assert {"kif", "ga", "graddiff", "npo", "npo-rt", "idk"} <= set(UNLEARNING_METHODS)
     assert METHODS[train_method("kif")].parameters == "lora"
@@ -103,8 +122,11 @@ def test_every_method_becomes_a_training_row():
     key = train_method("ga", "lora")
     assert key == "ga+lora" and METHODS[key].default_learning_rate == 1e-4
     assert METHODS[train_method("kif", adapter=True)].parameters == "lora-adapter"
-    # The known-subject check runs first, before a method's own transforms.
-    assert METHODS[train_method("idk")].transforms == ("known-subjects", "idk")
+    assert METHODS[train_method("kif")].default_learning_rate == 1e-3  # its own override
+    # The known-subject check runs first, before a method's own transforms; methods with a
+    # retain term cycle the forget set over the whole retain set last.
+    assert METHODS[train_method("idk")].transforms == ("known-subjects", "idk", "cover-retain")
+    assert METHODS[train_method("npo")].transforms == ("known-subjects",)
     with pytest.raises(ValueError, match="--parameters lora"):
         train_method("npo", adapter=True)
     with pytest.raises(ValueError, match="unknown unlearning method"):

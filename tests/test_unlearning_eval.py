@@ -418,3 +418,17 @@ def test_eval_unlearning_from_the_command_line(tmp_path):
     assert out.with_suffix(".md").read_text().startswith("## Unlearning")
     res = runner.invoke(app, args)
     assert res.exit_code == 2 and "--overwrite" in res.output
+
+
+def test_known_set_with_perturbed_answers_is_scored_like_the_retain_side():
+    """A world-facts set in TOFU's shape (paraphrase + perturbed answers) gets max(0, 1 - R)."""
+    from forgetkit.eval.likelihood import AnswerScores
+    from forgetkit.eval.unlearning import _set_measures
+
+    record = QARecord("What is the capital of France?", "Paris.", meta={"keywords": ["Paris"]})
+    # Pair 0: the answer, 1: its paraphrase, 2-3: perturbed answers (log-probs per token).
+    scores = AnswerScores(mean_logprob=np.log([0.9, 0.8, 0.2, 0.2]), answer_ids=[[1]] * 4)
+    rows = [{"answer": 0, "paraphrased": 1, "perturbed": [2, 3]}]
+    out = _set_measures(scores, rows, [record], ["It is Paris."], "known")
+    assert out["truth_ratio"] == pytest.approx(1 - 0.2 / 0.8)
+    assert out["accuracy"] == 1.0 and out["probability"] == pytest.approx(0.9)

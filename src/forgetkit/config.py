@@ -145,7 +145,8 @@ class UnlearnConfig(TrainConfig):
         0.999, gt=0, le=1, description="KIF: gate threshold, this quantile of retain tokens' "
         "similarity to a signature")
     kif_strength: float = Field(
-        1.0, gt=0, description="KIF: share of the signature component removed (1: projected out)")
+        16.0, gt=0, description="KIF: how far the gated tokens are pushed back along the "
+        "signature (1: the component projected out; 16: the demo's measured choice)")
     kif_holdout: float = Field(
         0.5, gt=0, lt=1, description="KIF: share of each subject's prompts held out to score "
         "layers")

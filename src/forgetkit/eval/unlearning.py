@@ -99,7 +99,9 @@ def _set_measures(scores: AnswerScores, rows: Sequence[dict[str, Any]],
     if "paraphrased" in rows[0]:
         ratios = tofu.truth_ratio([lp[e["paraphrased"]] for e in rows],
                                   [[lp[j] for j in e["perturbed"]] for e in rows])
-        out["truth_ratio"] = tofu.truth_ratio_score(ratios, side)
+        # Every set but the forget set is scored as TOFU scores its retain-side sets.
+        out["truth_ratio"] = tofu.truth_ratio_score(ratios,
+                                                    "forget" if side == "forget" else "retain")
         out["truth_ratios"] = ratios.tolist()
     if side == "known":
         keywords = [r.meta.get("keywords") or [r.answer] for r in records]

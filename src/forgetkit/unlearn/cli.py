@@ -71,7 +71,7 @@ def unlearn_command(
     kif_layers: Annotated[str | None, typer.Option(help="KIF: blocks to hook, 1-based, e.g. 3,7 (default: chosen by separation)")] = None,  # noqa: E501
     kif_top_layers: Annotated[int | None, typer.Option(help="KIF: blocks the automatic choice keeps (default 3)")] = None,  # noqa: E501
     kif_gate_quantile: Annotated[float | None, typer.Option(help="KIF: gate threshold quantile on retain tokens (default 0.999)")] = None,  # noqa: E501
-    kif_strength: Annotated[float | None, typer.Option(help="KIF: share of the signature removed (default 1)")] = None,  # noqa: E501
+    kif_strength: Annotated[float | None, typer.Option(help="KIF: how far gated tokens are pushed back along the signature (1: projected out; default 16)")] = None,  # noqa: E501
     kif_signatures: Annotated[Path | None, typer.Option(help="KIF: file to save the signatures to or reuse them from")] = None,  # noqa: E501
     save_strategy: Annotated[str | None, typer.Option(help="no | epoch | steps (resumable checkpoints)")] = None,  # noqa: E501
     overwrite: Annotated[bool | None, typer.Option("--overwrite", help="replace an existing output")] = None,  # noqa: E501

@@ -36,7 +36,7 @@ from forgetkit.train.registry import RunContext, register_term
 from forgetkit.unlearn.registry import UnlearningMethod, register_unlearning
 from forgetkit.unlearn.residual import block_outputs, check_layers, decoder_layers, subject_start
 from forgetkit.unlearn.retain import PREFIX as RETAIN
-from forgetkit.unlearn.retain import attach_retain, retain_records
+from forgetkit.unlearn.retain import attach_retain, forget_records, retain_records
 from forgetkit.unlearn.setting import subjects
 from forgetkit.unlearn.signature import (
     Signatures,
@@ -236,7 +236,7 @@ def _fingerprint(ctx: RunContext, retain: Sequence[QARecord]) -> str:
         "layers": cfg.kif_layers, "top": cfg.kif_top_layers, "holdout": cfg.kif_holdout,
         "quantile": cfg.kif_gate_quantile, "strength": cfg.kif_strength,
         "max_length": cfg.max_length}).encode())
-    for r in (*ctx.records, *retain):
+    for r in (*forget_records(ctx), *retain):
         h.update(json.dumps([r.question, r.answer, r.subject]).encode())
     return h.hexdigest()[:16]
 
@@ -253,7 +253,7 @@ def _signatures(ctx: RunContext) -> Signatures:
                              "data set or KIF options; delete the file or point "
                              "--kif-signatures at a new one")
         return Signatures.load(given)
-    sig = mine_signatures(ctx.model, ctx.tokenizer, ctx.records, retain,
+    sig = mine_signatures(ctx.model, ctx.tokenizer, forget_records(ctx), retain,
                           layers=cfg.kif_layers, top_layers=cfg.kif_top_layers,
                           holdout=cfg.kif_holdout, gate_quantile=cfg.kif_gate_quantile,
                           strength=cfg.kif_strength, seed=cfg.seed, max_length=cfg.max_length)
@@ -266,9 +266,14 @@ def _signatures(ctx: RunContext) -> Signatures:
 def build_kif_forget(ctx: RunContext) -> DistilKL:
     cfg = ctx.config
     sig = _signatures(ctx)
+    # cover-retain repeats the forget records in order: one teacher pass per distinct record.
+    n = len(forget_records(ctx))
     with suppressed(ctx.model, sig):
-        teacher = cached_teacher(ctx.model, [(e["input_ids"], e["labels"]) for e in ctx.examples],
+        teacher = cached_teacher(ctx.model, [(e["input_ids"], e["labels"])
+                                             for e in ctx.examples[:n]],
                                  ctx.tokenizer.pad_token_id, cfg.kl_top_k, cfg.progress)
+    teacher.top_logp = [teacher.top_logp[i % n] for i in range(len(ctx.examples))]
+    teacher.top_ids = [teacher.top_ids[i % n] for i in range(len(ctx.examples))]
     ctx.notes["kif"] = sig.report
     return DistilKL(teacher)
 
@@ -285,7 +290,10 @@ def build_kif_retain(ctx: RunContext) -> DistilKL:
 
 KIF = register_unlearning(UnlearningMethod(
     "kif", "KIF: mine subject signatures, suppress them with a gated hook, distil into LoRA",
-    terms=("kif-forget", "kif-retain"), parameters="lora"))
+    terms=("kif-forget", "kif-retain"), parameters="lora",
+    # Distillation towards a hooked teacher that is far from the model (forget KL of several
+    # nats at the default strength): 1e-4 barely moved it in the demo, 1e-3 did (docs/kif.md).
+    learning_rate=(("lora", 1e-3),)))
 
 __all__ = ["KIF", "DistilKL", "cached_teacher", "mine_signatures", "pending_signatures",
            "prompt_activations", "token_cosines"]

@@ -17,6 +17,9 @@ from forgetkit.train.select_lora import LORA
 
 # Run first by every method: warns about forget subjects the model does not know.
 CHECK_TRANSFORM = "known-subjects"
+# Run last by every method with a retain term: one forget example per retain example.
+COVER_TRANSFORM = "cover-retain"
+RETAIN_TERMS = frozenset({"retain-ce", "kif-retain"})
 LEARNING_RATE = {"full": 1e-5, "lora": 1e-4}  # TOFU / NPO papers (full), forgetkit's LoRA
 
 
@@ -27,6 +30,8 @@ class UnlearningMethod:
     terms: tuple[str, ...]  # keys of train.registry.TERMS
     transforms: tuple[str, ...] = ()  # keys of train.registry.TRANSFORMS
     parameters: str = "full"  # full | lora, unless the run asks otherwise
+    # Learning rates that differ from LEARNING_RATE for this method, by parameters.
+    learning_rate: tuple[tuple[str, float], ...] = ()
 
 
 UNLEARNING_METHODS: dict[str, UnlearningMethod] = {}
@@ -69,9 +74,11 @@ def train_method(name: str, parameters: str | None = None, adapter: bool = False
     key = name + ("" if parameters == method.parameters else f"+{parameters}") + (
         "+adapter" if adapter else "")
     if key not in METHODS:
+        cover = (COVER_TRANSFORM,) if RETAIN_TERMS & set(method.terms) else ()
+        learning_rate = dict(method.learning_rate).get(parameters, LEARNING_RATE[parameters])
         METHODS[key] = Method(
             key, method.description, "lora-adapter" if adapter else parameters, method.terms,
-            (CHECK_TRANSFORM, *method.transforms), LEARNING_RATE[parameters])
+            (CHECK_TRANSFORM, *method.transforms, *cover), learning_rate)
     return key
 
 

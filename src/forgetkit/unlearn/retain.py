@@ -3,9 +3,12 @@
 
 The forget set is the training data. Each forget example gets one retain partner,
 ``retain_input_ids`` / ``retain_labels``, which the trainer runs in the same forward pass as
-the batch (``extra_forward``). Partners come from a seeded shuffle of the retain set, cycled
-when it is shorter than the forget set, and stay fixed over epochs (an epoch is one pass over
-the forget set).
+the batch (``extra_forward``). Partners come from a seeded shuffle of the retain set. When
+the retain set is the larger one, the transform ``cover-retain`` first cycles the forget
+records up to its size and divides the run's epochs by the same factor: every forget example
+is still seen ``epochs`` times, as with methods that have no retain term, but each repeat
+meets another retain partner, so the retain term anchors as many retain examples as the run
+has room for instead of only as many as there are forget examples.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import torch
 from forgetkit.data.records import QARecord, read_qa
 from forgetkit.data.tokenize import encode_records
 from forgetkit.train.losses import answer_cross_entropy
-from forgetkit.train.registry import RunContext, register_term
+from forgetkit.train.registry import RunContext, register_term, register_transform
 
 PREFIX = "retain_"
 
@@ -29,6 +32,25 @@ def retain_records(ctx: RunContext) -> list[QARecord]:
         raise ValueError("this method needs a retain set; run it with `forgetkit unlearn "
                          "--retain FILE` (forgetkit.config.UnlearnConfig)")
     return read_qa(path)
+
+
+@register_transform("cover-retain")
+def cover_retain(ctx: RunContext) -> list[QARecord]:
+    """The forget records cycled up to the retain set's size, epochs divided to match."""
+    n_forget, n_retain = len(ctx.records), len(retain_records(ctx))
+    if not n_forget or n_retain <= n_forget:
+        return ctx.records
+    epochs = ctx.config.epochs * n_forget / n_retain
+    ctx.notes["cover_retain"] = {"forget_records": n_forget, "examples": n_retain,
+                                 "epochs": epochs, "forget_passes": ctx.config.epochs}
+    ctx.config = ctx.config.model_copy(update={"epochs": epochs})
+    return [ctx.records[i % n_forget] for i in range(n_retain)]
+
+
+def forget_records(ctx: RunContext) -> list[QARecord]:
+    """The forget set as given, without the repeats ``cover-retain`` made."""
+    covered = ctx.notes.get("cover_retain")
+    return ctx.records[:covered["forget_records"]] if covered else ctx.records
 
 
 def attach_retain(ctx: RunContext) -> None:
@@ -64,4 +86,5 @@ def build_retain_ce(ctx: RunContext) -> RetainCrossEntropy:
     return RetainCrossEntropy(weight=ctx.config.retain_weight)
 
 
-__all__ = ["PREFIX", "RetainCrossEntropy", "attach_retain", "retain_records"]
+__all__ = ["PREFIX", "RetainCrossEntropy", "attach_retain", "cover_retain", "forget_records",
+           "retain_records"]
