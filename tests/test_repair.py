@@ -280,3 +280,15 @@ def test_scores_reject_mismatched_tables():
         repair_scores({"task": 0, "a": 1}, {"task": 1}, {"task": 1, "a": 1}, "task")
     with pytest.raises(ValueError, match="target measure"):
         repair_scores({"a": 1}, {"a": 1}, {"a": 1}, "task")
+
+
+def test_repair_scores_refuse_bad_tables_and_tolerances():
+    from forgetkit.repair.scores import repair_scores
+
+    base, ft, rep = {"t": 0.0, "h": 1.0}, {"t": 1.0, "h": 0.5}, {"t": 0.9, "h": 0.8}
+    with pytest.raises(ValueError, match="not finite"):
+        repair_scores(base, ft, {"t": 0.9, "h": float("nan")}, "t")
+    with pytest.raises(ValueError, match="no value for"):
+        repair_scores(base, ft, rep, "t", tolerance={"t": 0.01})
+    with pytest.raises(ValueError, match=">= 0"):
+        repair_scores(base, ft, rep, "t", tolerance=-0.1)

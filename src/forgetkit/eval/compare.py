@@ -14,7 +14,9 @@ pair: healed on the measures the fine-tune damaged, preserved on those it improv
 non-damage on the rest, retention of the target gain, and their harmonic mean (DG-Hard paper,
 sec. 4.3). ``kl_to_base`` is negated before scoring, so healing it is the share of the
 fine-tune's KL that the repair removed. The base and the fine-tuned model are scored too, as
-the two trivial repairs (revert, do nothing); both get a harmonic mean of 0 by design.
+the two trivial repairs (revert, do nothing). Both get a harmonic mean of 0 whenever the
+fine-tune gained on its target and damaged a held-out measure, the case repair is for; the
+notes say when that does not hold (no damage, or no target gain).
 
     forgetkit eval --compare base=BASE --compare finetuned=FT \\
         --compare repaired:dg-hard=REP1 --compare repaired:wise-ft=REP2 \\

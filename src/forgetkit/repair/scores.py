@@ -19,6 +19,7 @@ nothing gives healed 0 (when something was damaged) and so combined 0.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,11 +85,26 @@ def repair_scores(base: Mapping[str, float], finetuned: Mapping[str, float],
     if unknown:
         raise ValueError(f"lower_is_better names unknown measures: {sorted(unknown)}")
 
+    for name, table in (("base", base), ("fine-tuned", finetuned), ("repaired", repaired)):
+        bad = [m for m in measures if not math.isfinite(float(table[m]))]
+        if bad:
+            raise ValueError(f"{name} scores are not finite for {bad}; fix or drop those "
+                             "measures before scoring")
+    tolerances = tolerance if isinstance(tolerance, Mapping) else dict.fromkeys(measures,
+                                                                                 tolerance)
+    lacking = [m for m in measures if m not in tolerances]
+    if lacking:
+        raise ValueError(f"tolerance has no value for {lacking}; give one per measure or a "
+                         "single number")
+    negative = {m: t for m, t in tolerances.items() if float(t) < 0}
+    if negative:
+        raise ValueError(f"tolerance must be >= 0, got {negative}")
+
     def oriented(table: Mapping[str, float], m: str) -> float:
         return -float(table[m]) if m in flip else float(table[m])
 
     def tol(m: str) -> float:
-        return float(tolerance[m]) if isinstance(tolerance, Mapping) else float(tolerance)
+        return float(tolerances[m])
 
     parts: dict[str, list[str]] = {"damaged": [], "improved": [], "unchanged": []}
     scores: dict[str, list[float]] = {"healed": [], "preserved": [], "non_damage": []}
