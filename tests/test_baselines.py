@@ -7,17 +7,11 @@ import torch
 
 from forgetkit import models
 from forgetkit.config import TrainConfig
-from forgetkit.data.records import write_qa
 from forgetkit.data.synth import synth
 from forgetkit.train import replay as replay_mod
 from forgetkit.train import rtuning as rtuning_mod
 from forgetkit.train import unseen
 from forgetkit.train.run import RUN_FILE, prepare_run, train
-
-
-@pytest.fixture
-def contracts_file(tmp_path):
-    return write_qa(synth("contracts", 1, seed=0)[:8], tmp_path / "train.jsonl")
 
 
 def _cfg(data, tmp_path, method, **kw):

@@ -10,17 +10,11 @@ from torch import nn
 from forgetkit import models
 from forgetkit.config import TrainConfig
 from forgetkit.data.records import QARecord, write_qa
-from forgetkit.data.synth import synth
 from forgetkit.data.tokenize import IGNORE_INDEX
 from forgetkit.train import sdft as sdft_mod
 from forgetkit.train.neftune import add_embedding_noise, noise_magnitude
 from forgetkit.train.run import RUN_FILE, prepare_run, train
 from forgetkit.train.sdft import keeps_key_tokens, names
-
-
-@pytest.fixture
-def contracts_file(tmp_path):
-    return write_qa(synth("contracts", 1, seed=0)[:8], tmp_path / "train.jsonl")
 
 
 def _cfg(data, tmp_path, method, **kw):

@@ -5,9 +5,6 @@ import json
 
 import pytest
 
-from forgetkit import models
-from forgetkit.data.records import write_qa
-from forgetkit.data.synth import synth
 from forgetkit.report.lfu_tables import average_ranks, table1
 from forgetkit.testbed import lfu_demo
 
@@ -23,13 +20,8 @@ def test_average_rank_is_the_mean_of_category_ranks_with_shared_ties():
     assert "| b | 0.400 | 0.900 | 0.900 | 0.100 | 1.4 |" in md
 
 
-def test_demo_writes_tables_1_and_4_from_a_tiny_base(tmp_path, monkeypatch):
-    base = tmp_path / "base"
-    model, tok = models.load(models.TINY)
-    models.save(model, tok, base / "model")
-    write_qa(synth("known", 4, seed=0), base / "data" / "known.jsonl")
-    monkeypatch.setattr(lfu_demo, "prepare_base",
-                        lambda progress=True: (base, {"subjects": [], "recipe": {}}))
+def test_demo_writes_tables_1_and_4_from_a_tiny_base(tmp_path, fake_aligned_base):
+    fake_aligned_base(lfu_demo)
     plan = lfu_demo.LfUPlan(methods=("lora", "lfu-lora"), attack_methods=("lfu-lora",),
                             extra_runs=(lfu_demo.Run("lfu-lora[random]", "lfu-lora",
                                                      {"lfu_direction": "random"}),),
@@ -72,13 +64,8 @@ def test_direction_ablation_compares_three_directions_at_the_default_demos_cost(
         lfu_demo.plan_for(quick=True, ablation=True)
 
 
-def test_direction_ablation_writes_its_own_folder(tmp_path, monkeypatch):
-    base = tmp_path / "base"
-    model, tok = models.load(models.TINY)
-    models.save(model, tok, base / "model")
-    write_qa(synth("known", 4, seed=0), base / "data" / "known.jsonl")
-    monkeypatch.setattr(lfu_demo, "prepare_base",
-                        lambda progress=True: (base, {"subjects": [], "recipe": {}}))
+def test_direction_ablation_writes_its_own_folder(tmp_path, fake_aligned_base):
+    fake_aligned_base(lfu_demo)
     plan = dataclasses.replace(lfu_demo.DIRECTION_ABLATION, n_train=8, n_heldout=4,
                                n_prompt_questions=2, n_unverifiable=3, n_stability=2,
                                epochs=1.0, batch_size=4, max_new_tokens=6)

@@ -6,7 +6,6 @@ from dataclasses import replace
 import pytest
 from typer.testing import CliRunner
 
-from forgetkit import models
 from forgetkit.cli import app
 from forgetkit.data.records import write_qa
 from forgetkit.data.synth import synth
@@ -39,15 +38,9 @@ def test_setting_asks_every_author_the_same_subsampled_questions():
 
 
 @pytest.fixture
-def tiny_base(tmp_path, monkeypatch):
+def tiny_base(fake_aligned_base):
     """A saved tiny random model standing in for the aligned base."""
-    base = tmp_path / "base"
-    model, tok = models.load(models.TINY)
-    models.save(model, tok, base / "model")
-    write_qa(synth("known", 4, seed=0), base / "data" / "known.jsonl")
-    monkeypatch.setattr(unlearn_demo, "prepare_base",
-                        lambda progress=True: (base, {"subjects": [], "recipe": {}}))
-    return base
+    return fake_aligned_base(unlearn_demo)
 
 
 @pytest.mark.filterwarnings("ignore::forgetkit.unlearn.known_subjects.UnknownSubjectWarning")
