@@ -1,7 +1,7 @@
 """LfU cost against plain LoRA, measured in one run on the same machine, batch and LoRA shape.
 
     python bench/bench_lfu.py [--model smollm2-135m-instruct] [--steps 6] [--batch-size 8]
-                              [--repeats 1] [--threads N]
+                              [--repeats 1] [--threads N] [--runs lora lfu-lora ...]
 
 Each configuration trains in its own subprocess (clean peak memory) through the real recipe
 (``forgetkit.train.run``), one backward per step: ``lora``; ``lfu-lora`` (the paper's
@@ -25,13 +25,14 @@ Peak memory is each child's own VmHWM under a fixed glibc mmap threshold (why:
 On a shared machine wall time depends on what else runs; CPU time (all threads of the
 process) is the steadier measure of the work done, so the verdicts use it and the wall-time
 ratios are printed beside. ``--repeats`` interleaves the whole set several times and reports
-medians.
+medians. ``--runs`` measures some configurations only (``lora``, the reference, always runs).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -77,9 +78,12 @@ def child(name: str, model: str, steps: int, batch_size: int, threads: int, out:
             stats["cpu"].append(time.process_time() - self.cpu)
 
     torch.manual_seed(0)
-    train(TrainConfig(model=model, data=data, output=tmp / "out", max_steps=steps,
-                      batch_size=batch_size, save_strategy="no", progress=False,
-                      **RUNS[name]), callbacks=[Clock()])
+    try:
+        train(TrainConfig(model=model, data=data, output=tmp / "out", max_steps=steps,
+                          batch_size=batch_size, save_strategy="no", progress=False,
+                          **RUNS[name]), callbacks=[Clock()])
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # the trained model: half a GB per run
     stats["peak_rss_mb"] = peak_rss_mb()
     Path(out).write_text(json.dumps(stats))
 
@@ -102,6 +106,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--runs", nargs="+", choices=list(RUNS), default=list(RUNS),
+                        help="configurations to measure (default: all; lora always runs)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -109,12 +115,13 @@ def main() -> None:
         child(args.child, args.model, args.steps, args.batch_size, args.threads, args.out)
         return
 
-    per_repeat = [{name: run_child(name, args) for name in RUNS} for _ in range(args.repeats)]
+    runs = ["lora", *(name for name in RUNS if name in args.runs and name != "lora")]
+    per_repeat = [{name: run_child(name, args) for name in runs} for _ in range(args.repeats)]
     print(f"model {args.model}, batch {args.batch_size}, LoRA r=8, {args.steps} steps each, "
           f"{args.repeats} repeat(s), threads {args.threads or 'default'}; medians over steps "
           f"{SKIP + 1}-{args.steps}")
     print(f"{'run':<21} {'wall s':>8} {'cpu s':>8} {'peak MB':>9}")
-    for name in RUNS:
+    for name in runs:
         med = {k: statistics.median(r[name][k] for r in per_repeat) for k in ("wall", "cpu",
                                                                               "mem")}
         print(f"{name:<21} {med['wall']:8.2f} {med['cpu']:8.2f} {med['mem']:9.0f}")
@@ -124,15 +131,21 @@ def main() -> None:
 
     print(f"{'ratio to lora':<38} {'cpu':>6} {'wall':>6}  target")
     for name, target in (("lfu-lora", 2.1), ("lfu-lora[answer]", 2.1), ("lfu-reps", 1.7)):
+        if name not in runs:
+            continue
         cpu, wall = ratio(name, "cpu"), ratio(name, "wall")
         print(f"{name + ' step / lora step':<38} {cpu:6.2f} {wall:6.2f}  <= {target}: "
               + ("met" if cpu <= target else "NOT met"))
     for name in ("lfu-lora", "lfu-lora[answer]", "lfu-reps"):
+        if name not in runs:
+            continue
         mem = ratio(name, "mem")
         print(f"{name + ' peak memory / lora':<38} {mem:6.2f} {'':>6}  <= 1.3: "
               + ("met" if mem <= 1.3 else "NOT met"))
     # The paper's direction, for reference: what the extra forward and backward cost.
     name = "lfu-lora[same-step]"
+    if name not in runs:
+        return
     print(f"{name + ' step / lora step':<38} {ratio(name, 'cpu'):6.2f} "
           f"{ratio(name, 'wall'):6.2f}  (reference; paper: 2.99)")
     print(f"{name + ' peak memory / lora':<38} {ratio(name, 'mem'):6.2f} {'':>6}  (reference)")

@@ -394,3 +394,66 @@ def test_answer_span_works_with_eager_attention_too():
         clean, _ = shared_forward(model, groups, hidden=True)
     assert torch.allclose(clean.logits, plain.logits, atol=1e-5)
     assert torch.isfinite(aux.stash[-1]).all() and aux.delta is not None
+
+
+def test_full_span_gathers_the_copys_answer_tokens_during_the_forward():
+    from forgetkit.train.kl_to_base import answer_positions
+    from forgetkit.train.trainer import shared_forward
+
+    model = _peft_tiny()
+    _, tok = models.load(models.TINY)
+    batch, groups = _packed_batch(tok, span="full")
+    aux = LoRAAuxiliary(0.1, "random", seed=0)
+    aux.remember_labels([{"input_ids": i[m].tolist(), "labels": lab[m].tolist()}
+                         for i, lab, m in zip(batch["input_ids"], batch["labels"],
+                                              batch["attention_mask"].bool(), strict=True)])
+    aux.attach(model, group=1, n_groups=2, needs_logits=False)
+    order = []
+    model.get_base_model().model.layers[-1].register_full_backward_pre_hook(
+        lambda *a: order.append("last layer"))
+    clean, copy_ = shared_forward(model, groups, hidden=True)
+    where = answer_positions(batch["labels"])
+    assert torch.equal(aux.answer, where) and len(aux.stash) == len(copy_.hidden_states) - 1
+    target = [h[where].detach() for h in clean.hidden_states[1:]]
+    after = [h[where] for h in copy_.hidden_states[1:]]  # the gather after the forward
+    for early, late in zip(aux.stash, after, strict=True):
+        assert torch.equal(early, late)
+    weights = [p for p in model.parameters() if p.requires_grad]
+    loss = consistency(target, aux.stash)
+    assert loss.item() > 0 and loss.item() == consistency(target, after).item()
+    # Each layer's gather is undone when the backward reaches that layer, not before the
+    # first layer's backward (a full-size gradient of every layer held at the peak).
+    aux.stash[0].grad_fn.register_hook(lambda *a: order.append("gather h1"))
+    grads = torch.autograd.grad(loss, weights, retain_graph=True)
+    assert order == ["last layer", "gather h1"]
+    reference = torch.autograd.grad(consistency(target, after), weights)
+    for g, ref in zip(grads, reference, strict=True):
+        assert torch.allclose(g, ref, rtol=1e-5, atol=1e-9)
+    assert any(g.abs().sum() > 0 for g in grads)
+    # Rows the LfU term was not built with: nothing is gathered, the term gathers after.
+    aux.remember_labels([])
+    shared_forward(model, groups, hidden=True)
+    assert aux.answer is None and aux.stash == []
+
+
+def test_training_compares_the_states_gathered_during_the_forward(contracts_file, tmp_path,
+                                                                   monkeypatch):
+    from forgetkit.train import lfu
+
+    gathered, compared = [], []
+    stash, compare = lfu.Auxiliary._stash, lfu.consistency
+
+    def spy_stash(self, h):
+        stash(self, h)
+        if self.span == "full" and self.answer is not None:
+            gathered.append(self.stash[-1])
+
+    def spy_consistency(clean, aux):
+        compared.append(all(any(h is g for g in gathered) for h in aux))
+        return compare(clean, aux)
+
+    monkeypatch.setattr(lfu.Auxiliary, "_stash", spy_stash)
+    monkeypatch.setattr(lfu, "consistency", spy_consistency)
+    run = _train(contracts_file, tmp_path, "lfu-lora")
+    assert run["notes"]["lfu"]["span"] == "full"
+    assert compared == [True] * 3  # steps 2-4 run the copy (step 1 is plain SFT)

@@ -183,7 +183,12 @@ class Auxiliary:
         self.region: tuple[slice, slice] | None = None
         self.clean: tuple[slice, slice] = (slice(0), slice(None))
         self.steered: torch.Tensor | None = None  # answer span: clean tokens also perturbed
-        self.stash: list[torch.Tensor] = []  # answer span: the auxiliary hidden states
+        # Full span: the copy's tokens that enter the consistency (positions predicting an
+        # answer token), when the rows' labels are known as the forward starts.
+        self.answer: torch.Tensor | None = None
+        # The auxiliary hidden states 1..K the consistency compares, taken as the forward
+        # makes them: the copies (answer span), or the copy's answer tokens (full span).
+        self.stash: list[torch.Tensor] = []
         self.aux_logits: torch.Tensor | None = None
         self.group = self.n_groups = self.width = 0
         self.needs_logits = True
@@ -244,7 +249,8 @@ class Auxiliary:
         self._handles.append(handle)
 
     def remember_labels(self, examples: Sequence[dict[str, Any]]) -> None:
-        """Keep each training example's labels, keyed by its ids, for the same-step CE."""
+        """Keep each training example's labels, keyed by its ids (the model's forward sees
+        ids only): for the same-step CE, and the full-span copy's answer tokens."""
         self._labels = {tuple(e["input_ids"]): list(e["labels"]) for e in examples}
 
     def detach(self) -> None:
@@ -278,7 +284,7 @@ class Auxiliary:
     def _begin_forward(self, module: nn.Module, args: tuple, kwargs: dict) -> Any:
         if self._probing:  # the same-step probe's own forward: the clean model, untouched
             return None
-        self.stash, self.aux_logits = [], None
+        self.stash, self.aux_logits, self.answer = [], None, None
         self.region = None
         if not module.training:
             return None
@@ -304,6 +310,12 @@ class Auxiliary:
         else:
             self.region = (slice(self.group * size, (self.group + 1) * size), slice(None))
             self.clean = (slice(0, size), slice(None))
+            if self.group > 0 and not self.needs_logits and not ids.is_floating_point():
+                mask = kwargs.get("attention_mask")
+                labels = self._known_labels(ids[:size], torch.ones_like(ids[:size])
+                                            if mask is None else mask[:size])
+                if labels is not None:
+                    self.answer = answer_positions(labels)
         self._next_delta()
         return packed
 
@@ -377,14 +389,22 @@ class Auxiliary:
             self._probing, self._probe_states = False, []
 
     def _labels_for(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        labels = self._known_labels(ids, mask)
+        if labels is None:
+            raise RuntimeError("lfu_direction 'same-step': a training row is not one of "
+                               "the examples the LfU term was built with, so its labels "
+                               "are unknown; train through forgetkit.train.run.train")
+        return labels
+
+    def _known_labels(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor | None:
+        """The rows' labels, right-padded, if every row is a remembered example; else None."""
+        if not self._labels:
+            return None
         rows = []
         for row, keep in zip(ids.tolist(), mask.bool().tolist(), strict=True):
-            tokens = tuple(t for t, k in zip(row, keep, strict=True) if k)
-            labels = self._labels.get(tokens)
+            labels = self._labels.get(tuple(t for t, k in zip(row, keep, strict=True) if k))
             if labels is None:
-                raise RuntimeError("lfu_direction 'same-step': a training row is not one of "
-                                   "the examples the LfU term was built with, so its labels "
-                                   "are unknown; train through forgetkit.train.run.train")
+                return None
             rows.append(labels + [IGNORE_INDEX] * (len(row) - len(labels)))
         return torch.tensor(rows, device=ids.device)
 
@@ -434,8 +454,21 @@ class Auxiliary:
         self._pending[key] = grad if key not in self._pending else self._pending[key] + grad
 
     def _stash_hook(self, module: nn.Module, args: tuple, out: Any) -> None:
-        if self.region is not None and self.span == "answer":
-            self.stash.append((out[0] if isinstance(out, tuple) else out)[self.region])
+        if self.region is not None:
+            self._stash(out[0] if isinstance(out, tuple) else out)
+
+    def _stash(self, h: torch.Tensor) -> None:
+        """Keep the part of hidden state ``h`` the consistency compares.
+
+        Full span: the copy's answer tokens only, gathered here rather than after the
+        forward. The gather's backward then runs when the backward reaches this layer; done
+        after the forward, it would run first and hold a full-size gradient of every
+        layer's output from the start of the backward, when memory peaks.
+        """
+        if self.span == "answer":
+            self.stash.append(h[self.region])
+        elif self.answer is not None:
+            self.stash.append(h[self.region][self.answer])
 
     def weight_grads(self) -> dict[str, torch.Tensor] | None:
         """Gradients of the auxiliary tensors held by the weights themselves (LoRA only)."""
@@ -502,9 +535,8 @@ class LoRAAuxiliary(Auxiliary):
         if not self.modules:
             raise ValueError("lfu-lora perturbs trainable LoRA adapters and found none; use it "
                              "with the 'lora' parameter selection (e.g. --method lfu-lora)")
-        if self.span == "answer":
-            for point in representation_points(base):
-                self._handles.append(point.register_forward_hook(self._stash_hook))
+        for point in representation_points(base):
+            self._handles.append(point.register_forward_hook(self._stash_hook))
 
     def _shapes(self) -> dict[str, torch.Tensor]:
         return {k: m.weight for k, m in self.modules.items()}
@@ -554,10 +586,12 @@ class LoRAAuxiliary(Auxiliary):
                     out = self._replace(out, F.linear(inp[self.region], weight, module.bias))
             if self.capturing and out.requires_grad:
                 clean = self.clean
-                inp_clean = inp[clean].detach()
+                # Popped once used: the graph, and this hook with it, lives until the whole
+                # backward is done; the layer's input is needed until it reaches this layer.
+                held = [inp[clean].detach()]
                 # dA = g_u^T x (A: r x in), dB = g_v^T u (B: out x r), clean tokens only.
                 out.register_hook(lambda g: self._accumulate(
-                    key, g[clean].flatten(0, -2).T @ inp_clean.flatten(0, -2)))
+                    key, g[clean].flatten(0, -2).T @ held.pop().flatten(0, -2)))
             return out
         return hook
 
@@ -607,8 +641,7 @@ class RepSAuxiliary(Auxiliary):
                 h.register_hook(lambda g: self._accumulate(
                     key, g[clean][steered].sum(0) if steered is not None
                     else g[clean].sum((0, 1))))
-            if self.span == "answer":
-                self.stash.append(h[self.region])
+            self._stash(h)
             return (h, *out[1:]) if isinstance(out, tuple) else h
         return hook
 
@@ -692,7 +725,11 @@ class LfUConsistency:
             if self.level == "logits":
                 return logit_consistency(ctx.outputs.logits[where], other.logits[where])
             clean = [h[where] for h in ctx.outputs.hidden_states[1:]]
-            shifted = [h[where] for h in other.hidden_states[1:]]
+            if aux.stash and torch.equal(aux.answer, where):  # gathered during the forward
+                shifted = aux.stash
+            else:  # the rows' labels were not known as the forward started
+                shifted = [h[where] for h in other.hidden_states[1:]]
+        aux.stash = []  # used: keep no reference to this step's graph past its backward
         chosen = layer_indices(len(clean), self.layers)
         return consistency([clean[i] for i in chosen], [shifted[i] for i in chosen])
 
@@ -743,6 +780,8 @@ def _build(ctx: RunContext, make: type[Auxiliary]) -> LfUConsistency:
     aux = make(cfg.lfu_alpha, cfg.lfu_direction, cfg.seed, span)
     weight = cfg.lfu_lambda if cfg.lfu_lambda is not None else DEFAULT_LAMBDA[aux.kind]
     _add_copies(ctx, span)
+    if span == "full":  # the copy's answer tokens are then known as each forward starts
+        aux.remember_labels(ctx.examples)
     layer_indices(ctx.model.config.num_hidden_layers, cfg.lfu_layers)  # fail before training
     ctx.notes["lfu"] = {"auxiliary": aux.kind, "alpha": cfg.lfu_alpha, "lambda": weight,
                         "layers": cfg.lfu_layers, "direction": cfg.lfu_direction,
