@@ -142,7 +142,7 @@ def run_streaming(base: str, finetuned: str, out: str, randomized: bool) -> dict
     summary = repair(base, finetuned, out, **options)
     ranks = {r["name"]: r["kept_rank"] for r in summary["tensors"]
              if r["action"] == "repaired"}
-    routes = [(r["notes"].get("svd"), r["notes"].get("gram_dtype")) for r in summary["tensors"]
+    routes = [(r["notes"].get("svd"), r["notes"].get("eig_dtype")) for r in summary["tensors"]
               if r["action"] == "repaired"]
     return {"ranks": ranks, "exact_fallbacks": [s for s, _ in routes].count("exact")
             if randomized else None, "routes": {f"{s}/{d}": routes.count((s, d))

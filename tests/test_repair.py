@@ -99,9 +99,8 @@ def test_randomized_gives_exact_ranks_on_planted_signal(options):
     exact = make_method("dg-hard", **options).repair_delta(delta, "w")
     fast = make_method("dg-hard", randomized=True, **options).repair_delta(delta, "w")
     assert fast.kept_rank == exact.kept_rank == 6
-    assert fast.notes["svd"] == "randomized"
-    assert float((fast.delta - exact.delta).norm()) < 1e-3 * float(exact.delta.norm())
-    assert fast.notes["sketch"] == 16
+    assert fast.notes["svd"] == "gram"
+    assert float((fast.delta - exact.delta).norm()) < 1e-4 * float(exact.delta.norm())
 
 
 def test_gram_spectrum_matches_svd():
@@ -126,13 +125,99 @@ def test_randomized_on_dense_rank_uses_gram_vectors():
     assert torch.allclose(wide.delta, fast.delta.T, atol=1e-5)
 
 
-def test_low_rank_delta_is_kept_whole_not_round_off():
+@pytest.mark.parametrize("randomized", [False, True])
+def test_low_rank_delta_is_kept_whole_not_round_off(randomized):
     # A LoRA-like delta of exact rank 3: median(S) is 0, so only the numerical floor decides.
+    # The fast route resolves that floor only with a float64 Gram matrix.
     gen = torch.Generator().manual_seed(1)
     delta = torch.randn(96, 3, generator=gen) @ torch.randn(3, 64, generator=gen)
-    out = make_method("dg-hard").repair_delta(delta, "w")
+    out = make_method("dg-hard", randomized=randomized).repair_delta(delta, "w")
     assert out.kept_rank == 3
     assert torch.allclose(out.delta, delta, atol=1e-5)
+    if randomized:
+        assert out.notes["svd"] == "gram" and out.notes["eig_dtype"] == "float64 of float64 G"
+
+
+def test_fast_route_falls_back_to_exact_svd_when_a_value_sits_on_the_cut():
+    # Place one singular value exactly on the DG-Hard cut: no Gram spectrum can decide it
+    # the way the float32 SVD does, so that tensor takes the exact SVD.
+    gen = torch.Generator().manual_seed(3)
+    U = torch.linalg.qr(torch.randn(200, 100, generator=gen, dtype=torch.float64)).Q
+    V = torch.linalg.qr(torch.randn(100, 100, generator=gen, dtype=torch.float64)).Q
+    S = 10 * 0.01 ** torch.linspace(0, 1, 100, dtype=torch.float64)  # 10 down to 0.1
+    cut = omega(0.5) * float(sv_median(S))
+    k = int((S - cut).abs().argmin())
+    S[k] = cut  # far above the median, which stays put; the order stays descending
+    assert bool((S[:-1] > S[1:]).all())
+    delta = ((U * S) @ V.T).float()
+    fast = make_method("dg-hard", randomized=True).repair_delta(delta, "w")
+    exact = make_method("dg-hard").repair_delta(delta, "w")
+    assert fast.notes["svd"] == "exact"
+    assert fast.kept_rank == exact.kept_rank
+
+
+def _with_values(values: list[float], m: int = 96, n: int = 64, seed: int = 5) -> torch.Tensor:
+    """A float32 m x n matrix with the given singular values (the rest zero)."""
+    gen = torch.Generator().manual_seed(seed)
+    k = len(values)
+    u = torch.linalg.qr(torch.randn(m, k, generator=gen, dtype=torch.float64)).Q
+    v = torch.linalg.qr(torch.randn(n, k, generator=gen, dtype=torch.float64)).Q
+    return ((u * torch.tensor(values, dtype=torch.float64)) @ v.T).float()
+
+
+@pytest.mark.parametrize("x", [-0.01, -0.003, 0.0, 0.003, 0.01])
+def test_fast_route_agrees_with_the_svd_on_a_value_at_the_numerical_floor(x):
+    # Median 0, so the numerical floor eps * N * s_max decides; a value sitting on it must
+    # not be kept by one route and dropped by the other.
+    eps = torch.finfo(torch.float32).eps
+    delta = _with_values([1.0, 0.5, 0.3, eps * 96 * (1 + x)])
+    exact = make_method("dg-hard").repair_delta(delta, "w")
+    fast = make_method("dg-hard", randomized=True).repair_delta(delta, "w")
+    assert fast.kept_rank == exact.kept_rank
+
+
+@pytest.mark.parametrize("rank", [5, 40])
+def test_rank_above_the_true_rank_keeps_no_round_off(rank):
+    # A rank-3 delta asked for more directions: the others are round-off, on every route.
+    delta = _with_values([1.0, 0.5, 0.3])
+    exact = make_method("rank", rank=rank).repair_delta(delta, "w")
+    fast = make_method("rank", rank=rank, randomized=True).repair_delta(delta, "w")
+    assert exact.kept_rank == fast.kept_rank == 3
+    assert torch.allclose(fast.delta, delta, atol=1e-6)
+
+
+def test_rank_sketch_on_a_lower_rank_delta_stops_early():
+    # The sketch's values beyond the true rank are round-off and never agree relatively;
+    # they must not make it grow to the whole matrix.
+    delta = _with_values([1.0, 0.5, 0.3], m=1024, n=512)
+    fast = make_method("rank", rank=8, randomized=True).repair_delta(delta, "w")
+    assert fast.notes["svd"] == "randomized" and fast.notes["sketch"] <= 512 // 4
+    assert fast.kept_rank == 3 and torch.allclose(fast.delta, delta, atol=1e-6)
+
+
+@pytest.mark.parametrize("size", [1e-21, 1e-30, 1e25])
+def test_fast_route_handles_tiny_and_huge_deltas(size):
+    # The Gram matrix squares the entries (1e-42 underflows float32): the fast route scales
+    # them first, so it keeps the planted rank as the SVD does.
+    signal, delta = planted()
+    exact = make_method("dg-hard").repair_delta(delta * size, "w")
+    fast = make_method("dg-hard", randomized=True).repair_delta(delta * size, "w")
+    assert exact.kept_rank == fast.kept_rank == 4
+    assert torch.allclose(fast.delta / size, exact.delta / size, atol=1e-4)
+
+
+def test_nan_delta_is_not_repaired_silently():
+    delta = planted()[1]
+    delta[3, 4] = float("nan")
+    for randomized in (False, True):
+        with pytest.raises(torch.linalg.LinAlgError):
+            make_method("dg-hard", randomized=randomized).repair_delta(delta, "w")
+
+
+def test_sketch_options_belong_to_the_rank_method_only():
+    assert make_method("rank", rank=2, seed=3, oversample=4, niter=2).seed == 3
+    with pytest.raises(RepairError, match="seed do not apply to method 'dg-hard'"):
+        make_method("dg-hard", seed=1)
 
 
 def test_zero_delta_keeps_nothing():
@@ -168,6 +253,9 @@ def test_rank_truncation_keeps_the_top_directions():
     assert torch.allclose(out.delta, (U[:, :2] * S[:2]) @ Vh[:2], atol=1e-5)
     fast = make_method("rank", rank=2, randomized=True).repair_delta(delta, "w")
     assert fast.kept_rank == 2 and torch.allclose(fast.delta, out.delta, atol=1e-3)
+    assert fast.notes["svd"] == "randomized"  # a small fixed rank needs no spectrum
+    wide = make_method("rank", rank=40, randomized=True).repair_delta(delta, "w")
+    assert wide.notes["svd"] == "gram" and wide.kept_rank == 40
 
 
 def test_spectral_methods_skip_vectors_and_small_matrices():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -338,6 +339,31 @@ def test_nan_in_delta_names_the_tensor(tmp_path):
     with pytest.raises(RepairError, match=r"tensor proj.weight: .*1 NaN/Inf .*fine-tuned"):
         repair(base, tmp_path / "bad", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+    assert not reader_threads()
+
+
+def reader_threads() -> list[str]:
+    """The repair's read-ahead and write-behind threads still alive."""
+    return [t.name for t in threading.enumerate()
+            if t.name.startswith(("forgetkit-repair-read", "forgetkit-write"))]
+
+
+def test_a_failed_read_ahead_reaches_the_caller(tmp_path, monkeypatch):
+    # Deltas are read one tensor ahead on a background thread: its errors must surface in
+    # repair() at that tensor, and the thread must not outlive the call.
+    base, ft, _ = planted_pair(tmp_path)
+    real = repair_io.read_tensor
+
+    def failing(path, name):
+        if name == "proj.weight" and path.parent == ft:
+            raise OSError(errno.EIO, "Input/output error")
+        return real(path, name)
+
+    monkeypatch.setattr(repair_io, "read_tensor", failing)
+    with pytest.raises(OSError, match="Input/output error"):
+        repair(base, ft, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert not reader_threads()
 
 
 def test_identical_checkpoints_have_nothing_to_repair(tmp_path):
@@ -386,6 +412,7 @@ def test_disk_full_leaves_no_partial_output(tmp_path, monkeypatch):
         repair(base, ft, tmp_path / "out")
     assert not (tmp_path / "out").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["base", "ft"]  # temp dir removed
+    assert not reader_threads()
 
 
 def test_pytorch_bin_only_folder_gets_a_hint(tmp_path):
@@ -405,7 +432,7 @@ def test_repair_command_runs_standalone(tmp_path):
     app.command()(repair_command)
     runner = CliRunner()
     result = runner.invoke(app, ["--base", str(base), "--finetuned", str(ft), "--output",
-                                 str(tmp_path / "out"), "--scale", "1.0", "--seed", "0"])
+                                 str(tmp_path / "out"), "--scale", "1.0", "--randomized"])
     assert result.exit_code == 0, result.output
     assert "1 tensors repaired" in result.output
     assert (tmp_path / "out" / "model.safetensors").is_file()
@@ -414,6 +441,10 @@ def test_repair_command_runs_standalone(tmp_path):
                               str(tmp_path / "out2"), "--alpha", "0.3"])
     assert bad.exit_code == 2
     assert "alpha do not apply to method 'dg-hard'" in bad.output
+    seeded = runner.invoke(app, ["--base", str(base), "--finetuned", str(ft), "--output",
+                                 str(tmp_path / "out2"), "--seed", "1"])
+    assert seeded.exit_code == 2  # dg-hard draws nothing at random: a seed would be ignored
+    assert "seed do not apply to method 'dg-hard'" in seeded.output
     again = runner.invoke(app, ["--base", str(base), "--finetuned", str(ft), "--output",
                                 str(tmp_path / "out")])
     assert again.exit_code == 2 and "already exists" in again.output

@@ -33,7 +33,8 @@ def repair_command(
         "--rank", help="rank: directions kept per matrix (required for --method rank).")] = None,
     randomized: Annotated[bool, typer.Option(
         "--randomized",
-        help="Spectral methods: fast route (Gram spectrum + randomized SVD), same kept ranks.")
+        help="Spectral methods: fast route (Gram-matrix spectrum; a randomized SVD for a "
+             "small fixed --rank), same kept ranks.")
     ] = False,
     alpha: Annotated[float | None, typer.Option(
         "--alpha", help="wise-ft: share of the delta kept (default: 0.5).")] = None,
@@ -43,7 +44,7 @@ def repair_command(
         "--density", help="ties-trim/magnitude: share of delta entries kept (default: 0.2).")
     ] = None,
     seed: Annotated[int | None, typer.Option(
-        "--seed", help="dare masks / randomized sketches (default: 0).")] = None,
+        "--seed", help="dare masks / the rank method's randomized sketch (default: 0).")] = None,
     noise_sigma: Annotated[float | None, typer.Option(
         "--noise-sigma", help="dg-hard/gd-shrink: known noise level of the delta entries.")
     ] = None,

@@ -5,23 +5,19 @@ and the new values ``shrink(S, tau)``. This module does the rest: exact SVDs (st
 GPU), the randomized route, the numerical-rank floor, and rebuilding ``U S_new V^T``.
 
 Fast route (``randomized=True``). A median-based threshold needs the median of *all* singular
-values, which a truncated SVD never sees. So the whole spectrum comes from the eigenvalues of
-the small Gram matrix ``G = D^T D`` on the short side (one BLAS-3 product, one symmetric
-eigenvalue solve): float32 first; float64 when float32 round-off could move a value across the
-cut; the exact SVD when even the exact SVD's own float32 round-off could. The kept rank is
-counted on that spectrum, so it is the exact SVD's rank. The kept directions come from a
-randomized SVD (Halko et al. 2011: Gaussian sketch with ``oversample`` extra columns and
-``niter`` power iterations, grown - twice the columns, one more iteration - until its top values
-match the Gram spectrum) when the kept rank is small (rank + oversample <= min(m,n)/8). Above
-that a sketch costs more than the Gram eigenvectors, so the kept delta is ``D V_k V_k^T`` with
-``V_k`` from the Gram matrix. Fine-tunes often keep 15-20% of the spectrum (measured on
-SmolLM2), so that second case is the common one.
+values, which a truncated SVD never sees. So the whole spectrum and the directions come from one
+float32 symmetric eigendecomposition of the small Gram matrix ``G = D^T D`` on the short side
+(one BLAS-3 product); the kept delta is ``D V_k V_k^T``. When round-off could move a value
+across the cut, float64 eigenvalues of G decide; when even the exact SVD's own float32
+round-off could, the exact SVD runs for that tensor. The kept rank is counted on that spectrum,
+so it is the exact SVD's rank. A Gaussian sketch (randomized SVD, Halko et al. 2011) would
+cost more than the eigenvectors of G once the spectrum is needed anyway, so only the ``rank``
+method, which needs no spectrum, uses one (``randomized_svd``).
 """
 
 from __future__ import annotations
 
 import math
-import zlib
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -33,6 +29,15 @@ from forgetkit.repair.threshold import aspect_ratio, mp_median
 MIN_ELEMENTS = 1024  # smaller matrices (and 1-D tensors) keep their fine-tuned value
 EPS32 = torch.finfo(torch.float32).eps
 NOISE_ESTIMATORS = ("median", "mad")
+# Bounds on the eigenvalue error of the Gram matrix G = D^T D, in units of
+# sqrt(N) * eps32 * s_max^2, for the fast route's passes. Worst cases measured on 422 real
+# fine-tuning deltas (two SmolLM2 fine-tunes, bench/calibrate_gram_error.py): 0.44 for the
+# float32 pass, 0.0062 for float64 eigenvalues of the float32 G.
+GRAM_ERROR = {
+    "float32": 1.0,  # float32 G, float32 eigh
+    "float32 G, float64": 0.05,  # only G's own rounding is left: measured worst 0.0062
+    "float64 G, float64": 1e-8,  # eps64 / eps32 = 1.9e-9
+}
 
 
 def sv_median(S: torch.Tensor) -> torch.Tensor:
@@ -78,6 +83,15 @@ def gram_singular_values(delta: torch.Tensor, dtype: torch.dtype = torch.float64
     return torch.linalg.eigvalsh(gram_matrix(short, dtype)).clamp_min(0).sqrt().flip(-1)
 
 
+def _gram_dtype(device: torch.device) -> torch.dtype:
+    """float32, unless float32 products may run in TF32 (CUDA): then the Gram matrix is formed
+    in float64, since its error bounds assume full float32 products."""
+    if device.type == "cuda" and (torch.backends.cuda.matmul.allow_tf32
+                                  or torch.get_float32_matmul_precision() != "highest"):
+        return torch.float64
+    return torch.float32
+
+
 def randomized_svd(a: torch.Tensor, q: int, niter: int,
                    generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Top-``q`` SVD of ``a`` by a Gaussian range sketch with ``niter`` power iterations
@@ -97,13 +111,9 @@ class SpectralMethod(RepairMethod):
     spectral: ClassVar[bool] = True
 
     randomized: bool = False
-    oversample: int = 10
-    niter: int = 4
-    seed: int = 0
 
     def __post_init__(self) -> None:
-        require(self.oversample >= 0, self.name, f"oversample must be >= 0, got {self.oversample}")
-        require(self.niter >= 0, self.name, f"niter must be >= 0, got {self.niter}")
+        pass  # subclasses check their options
 
     # --- what a spectral method defines
     def threshold(self, S: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
@@ -152,45 +162,44 @@ class SpectralMethod(RepairMethod):
         return tau, self._new_values(S, tau, delta)
 
     def _repair_randomized(self, delta: torch.Tensor, name: str) -> DeltaRepair:
-        n_small = min(delta.shape)
         transposed = delta.shape[0] < delta.shape[1]
         short = delta.T if transposed else delta  # tall: the Gram matrix is n_small^2
-        # float32 eigenvalues first (cheap); if round-off could flip a decision, one float64
-        # eigendecomposition with vectors; if even that is too close to call, the exact SVD.
-        gram = gram_matrix(short, torch.float32)
-        S, V = torch.linalg.eigvalsh(gram).clamp_min(0).sqrt().flip(-1), None
-        tau, new = self._decide(S, delta)
-        if self.fixed_rank() is None and self._unresolved(S, tau, delta, torch.float32):
-            gram = gram_matrix(short, torch.float64)
-            values, V = torch.linalg.eigh(gram)
-            S, V = values.clamp_min(0).sqrt().flip(-1), V.flip(-1)
-            tau, new = self._decide(S, delta)
-            if self._unresolved(S, tau, delta, torch.float64):
+        # G squares the entries: bring them near 1 (a power of two, so exactly) where that
+        # would underflow or overflow float32.
+        amax = float(short.abs().amax())
+        unit = 2.0 ** -round(math.log2(amax)) if 0 < amax < math.inf and \
+            not 2.0**-40 < amax < 2.0**40 else 1.0
+        scaled = short * unit if unit != 1.0 else short
+        # One float32 eigendecomposition gives the whole spectrum and the directions. If its
+        # round-off could flip a decision, float64 eigenvalues decide; if even those are too
+        # close to call, the exact SVD. After a float64 pass the float32 vectors are kept:
+        # they can mix only directions whose values lie within the float32 error of each
+        # other, which moves the result by about that error times those values.
+        gram = gram_matrix(scaled, _gram_dtype(delta.device))
+        values, V = torch.linalg.eigh(gram.float())
+        S, V = values.clamp_min(0).sqrt().flip(-1) / unit, V.flip(-1)
+        notes: dict = {"svd": "gram", "eig_dtype": "float32"}
+        if self._unresolved(S, delta, GRAM_ERROR["float32"]):
+            # float64 eigenvalues of the same G first, then of a float64 G (whose own
+            # rounding is gone too).
+            for gram_dtype in ("float32", "float64"):
+                if gram_dtype == "float64":
+                    gram = gram_matrix(scaled, torch.float64)
+                S = torch.linalg.eigvalsh(gram.double()).clamp_min(0).sqrt().flip(-1) / unit
+                notes["eig_dtype"] = f"float64 of {gram_dtype} G"
+                if not self._unresolved(S, delta, GRAM_ERROR[f"{gram_dtype} G, float64"]):
+                    break
+            else:
                 return self.repair_many(delta.unsqueeze(0), [name])[0]
+        tau, new = self._decide(S, delta)
         rank = int((new > 0).sum())
-        notes: dict = {"gram_dtype": str(gram.dtype).removeprefix("torch.")}
-        if rank == 0:
-            return self._rebuild_factors(short[:, :0], short[:0], transposed, tau, S,
-                                         {"svd": "gram", **notes})
-        gen = torch.Generator(device=delta.device)
-        gen.manual_seed(self.seed * 1_000_003 + zlib.crc32(name.encode()))
-        q, niter = rank + self.oversample, self.niter
-        while V is None and q <= n_small // 8:  # a sketch only pays off for a small kept rank
-            U, found, Vh = randomized_svd(delta, q, niter, gen)
-            if _matches(found[:rank], S[:rank].to(found.dtype)):
-                root = new[:rank].to(U.dtype).sqrt()  # values from the Gram spectrum
-                return self._rebuild_factors(U[:, :rank] * root, root[:, None] * Vh[:rank],
-                                             False, tau, S, {"svd": "randomized", "sketch": q,
-                                                             "niter": niter, **notes})
-            q, niter = 2 * q, niter + 1
-        if V is None:
-            V = torch.linalg.eigh(gram).eigenvectors.flip(-1)
         # Kept directions from the Gram eigenvectors: U_k S_k = short V_k.
-        V = V[:, :rank].to(delta.dtype)
+        V = V[:, :rank]
         root = new[:rank].sqrt()
-        B = (short @ V) * (root / S[:rank]).to(delta.dtype)  # U_k sqrt(S_new)
+        scale = torch.where(S[:rank] > 0, root / S[:rank], torch.zeros_like(root))
+        B = (short @ V) * scale.to(delta.dtype)  # U_k sqrt(S_new)
         A = root.to(delta.dtype)[:, None] * V.T  # sqrt(S_new) V_k^T
-        return self._rebuild_factors(B, A, transposed, tau, S, {"svd": "gram", **notes})
+        return self._rebuild_factors(B, A, transposed, tau, S, notes)
 
     def _rebuild_factors(self, B: torch.Tensor, A: torch.Tensor, transposed: bool,
                          tau: torch.Tensor, S: torch.Tensor, notes: dict) -> DeltaRepair:
@@ -202,37 +211,47 @@ class SpectralMethod(RepairMethod):
         return DeltaRepair(B @ A, kept_rank=k, full_rank=min(B.shape[0], A.shape[1]),
                            threshold=float(tau), factors=(B, A), notes=notes)
 
-    def _unresolved(self, S: torch.Tensor, tau: torch.Tensor, delta: torch.Tensor,
-                    gram_dtype: torch.dtype) -> bool:
-        """Whether round-off could make the Gram spectrum ``S`` decide differently from the
-        exact float32 SVD: a value within the combined error of the cut, or a cut (or median)
-        below what the Gram matrix resolves.
+    def _unresolved(self, S: torch.Tensor, delta: torch.Tensor, gram_error: float) -> bool:
+        """Whether round-off could make the Gram spectrum ``S`` keep a different set of
+        directions than the exact float32 SVD would.
 
-        Measured on real fine-tune deltas, Gram eigenvalues are off by at most 0.3 *
-        sqrt(N) * eps * s_max^2 and float32 SVD values by at most 0.3 * sqrt(n) * eps * s_max;
-        we use the bounds without the 0.3. An error in the median moves tau proportionally.
+        Every value is replaced by the interval the exact SVD's value can lie in: an eigenvalue
+        error ``e`` of G puts the true value in ``[sqrt(s^2 - e), sqrt(s^2 + e)]``, and the
+        float32 SVD adds its own error. ``e`` is ``gram_error * sqrt(N) * eps32 * s_max^2``
+        (``GRAM_ERROR``); float32 SVD values are off by at most ``0.33 * sqrt(n) * eps32 *
+        s_max`` on real deltas, and we use 1.0. The cut's interval is the threshold of the
+        lower and of the upper spectrum (thresholds grow with the spectrum, e.g. with its
+        median), raised to the numerical floor. Unresolved: a candidate value (all of them, or
+        the top ``rank`` for a fixed rank, where only the floor decides) whose interval meets
+        the cut's.
         """
         n_small, n_large = min(delta.shape), max(delta.shape)
-        s_max, cut, median = float(S[0]), float(tau), float(sv_median(S))
+        s_max = float(S[0])
+        if not math.isfinite(s_max):
+            return True  # the exact route reports what is wrong
         if s_max == 0:
             return False
-        eps = torch.finfo(gram_dtype).eps
-        resolution = math.sqrt(math.sqrt(n_large) * eps) * s_max  # smallest s the Gram sees
-        floor = EPS32 * n_large * s_max
-        if cut <= floor:  # the numerical floor decides (e.g. a LoRA delta, median 0)
-            return resolution >= floor
-        if min(cut, median) <= resolution:
-            return True
-        err = math.sqrt(n_large) * eps * s_max**2 / (2 * cut) + math.sqrt(n_small) * EPS32 * s_max
-        slack = err * (1 + cut / median)
-        return bool(((S - cut).abs() < slack).any())
+        eig_err = gram_error * math.sqrt(n_large) * EPS32 * s_max**2
+        svd_err = math.sqrt(n_small) * EPS32 * s_max
+        S = S.double()
+        low = (S.square() - eig_err).clamp_min(0).sqrt() - svd_err
+        high = (S.square() + eig_err).sqrt() + svd_err
+        floor_low, floor_high = EPS32 * n_large * float(low[0]), EPS32 * n_large * float(high[0])
+        fixed = self.fixed_rank()
+        if fixed is None:
+            cut_low = max(float(self.threshold(low.clamp_min(0), delta)), floor_low)
+            cut_high = max(float(self.threshold(high, delta)), floor_high)
+        else:  # the top `fixed` values are kept unless they are round-off
+            cut_low, cut_high = floor_low, floor_high
+            low, high = low[:fixed], high[:fixed]
+        return bool(((high >= cut_low) & (low <= cut_high)).any())
 
 
-def _matches(found: torch.Tensor, exact: torch.Tensor, rtol: float = 2e-3) -> bool:
-    """Randomized top values within ``rtol`` of the exact ones: the sketch has converged."""
-    if found.numel() == 0:
-        return True
-    return bool(((found - exact).abs() <= rtol * exact).all())
+def sketch_converged(found: torch.Tensor, previous: torch.Tensor, atol: float,
+                     rtol: float = 2e-3) -> bool:
+    """Top values of two successive sketches within ``rtol`` (or ``atol``, for values at the
+    round-off level) of each other: the sketch has converged."""
+    return bool(((found - previous).abs() <= rtol * previous + atol).all())
 
 
 def check_noise_options(method: str, noise_sigma_value: float | None, estimator: str,
