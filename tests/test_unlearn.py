@@ -194,3 +194,24 @@ def test_idk_replaces_forget_answers_with_refusals_naming_the_subject(tiny):
     assert any(o.answer.startswith(t) for o in out for t in templates)
     assert [o.question for o in out] == [r.question for r in records]
     assert TRANSFORMS["idk"](ctx) == out  # seeded
+
+
+def test_reference_logprobs_run_each_distinct_example_once():
+    # A forget set cycled to the retain set's size repeats its examples; NPO's frozen
+    # reference must give each copy the same value without running it again.
+    from forgetkit import models
+    from forgetkit.unlearn.answer_logprob import answer_logprobs
+
+    model, tok = models.load(models.TINY)
+    a = {"input_ids": [5, 6, 7, 8, 9], "labels": [-100, -100, 7, 8, 9]}
+    b = {"input_ids": [5, 6, 11, 12], "labels": [-100, -100, 11, 12]}
+    rows = []
+    model.register_forward_hook(lambda m, args, kwargs, out: rows.append(
+        kwargs["input_ids"].shape[0]), with_kwargs=True)
+    sums, counts = answer_logprobs(model, [a, b, a, a, b], tok.pad_token_id, batch_size=8)
+    assert rows == [2]  # one forward, two distinct rows
+    alone_a, _ = answer_logprobs(model, [a], tok.pad_token_id)
+    alone_b, _ = answer_logprobs(model, [b], tok.pad_token_id)
+    assert torch.allclose(sums, torch.stack([alone_a[0], alone_b[0], alone_a[0], alone_a[0],
+                                             alone_b[0]]), atol=1e-5)
+    assert counts.tolist() == [3, 2, 3, 3, 2]

@@ -27,15 +27,24 @@ def answer_logprob_sums(logits: torch.Tensor,
 @torch.no_grad()
 def answer_logprobs(model: torch.nn.Module, examples: Sequence[dict], pad_token_id: int,
                     batch_size: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
-    """``answer_logprob_sums`` for encoded examples (``input_ids``, ``labels``), batched."""
+    """``answer_logprob_sums`` for encoded examples (``input_ids``, ``labels``), batched.
+
+    Each distinct example is run once: a forget set cycled to the retain set's size repeats
+    its examples, and their values are shared.
+    """
+    keys = [(tuple(e["input_ids"]), tuple(e["labels"])) for e in examples]
+    first: dict[tuple, int] = {}
+    for key in keys:
+        first.setdefault(key, len(first))
+    unique = list(first)
     was_training = model.training
     model.eval()
     collate = QACollator(pad_token_id)
     sums, counts = [], []
     try:
-        for i in range(0, len(examples), batch_size):
-            batch = collate([{"input_ids": e["input_ids"], "labels": e["labels"]}
-                             for e in examples[i:i + batch_size]])
+        for i in range(0, len(unique), batch_size):
+            batch = collate([{"input_ids": list(ids), "labels": list(labels)}
+                             for ids, labels in unique[i:i + batch_size]])
             logits = model(input_ids=batch["input_ids"],
                            attention_mask=batch["attention_mask"]).logits
             s, n = answer_logprob_sums(logits, batch["labels"])
@@ -43,7 +52,10 @@ def answer_logprobs(model: torch.nn.Module, examples: Sequence[dict], pad_token_
             counts.append(n.cpu())
     finally:
         model.train(was_training)
-    return torch.cat(sums), torch.cat(counts)
+    if not unique:
+        return torch.zeros(0), torch.zeros(0, dtype=torch.long)
+    where = torch.tensor([first[key] for key in keys], dtype=torch.long)
+    return torch.cat(sums)[where], torch.cat(counts)[where]
 
 
 __all__ = ["answer_logprob_sums", "answer_logprobs"]
