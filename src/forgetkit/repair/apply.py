@@ -14,10 +14,7 @@ it is removed. With ``as_lora`` the kept directions are written as a peft adapte
 
 from __future__ import annotations
 
-import contextlib
 import math
-import queue
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -95,15 +92,11 @@ def repair(base: str | Path, finetuned: str | Path, output: str | Path, method: 
     with atomic_output_dir(out, overwrite) as tmp:
         sink = _LoraSink(tmp, pair, base_dir) if as_lora else _MergedSink(tmp, pair,
                                                                            max_shard_size)
-        try:
-            records = _repair_tensors(pair, rule, dev, sink, budget, progress)
-            if all(r.action == "unchanged" for r in records):
-                raise RepairError(f"base {base_dir} and fine-tuned {ft_dir} hold identical "
-                                  "weights: there is nothing to repair")
-            extra = sink.close()
-        except BaseException:
-            sink.abort()  # no write may still run when the temporary folder goes
-            raise
+        records = _repair_tensors(pair, rule, dev, sink, budget, progress)
+        if all(r.action == "unchanged" for r in records):
+            raise RepairError(f"base {base_dir} and fine-tuned {ft_dir} hold identical weights: "
+                              "there is nothing to repair")
+        extra = sink.close()
         copy_side_files(pair.side_file_sources(), tmp, sink.side_patterns)
         summary = _summary(records, rule, base_dir, ft_dir, out, dev, as_lora, extra,
                            time.perf_counter() - started)
@@ -137,118 +130,51 @@ def _repair_tensors(pair: CheckpointPair | AdapterPair, rule: RepairMethod, dev:
             finish(name, energy, result)
 
     names = pair.names
-    reader = _ReadAhead(pair, [n for n in names if pair.info(n).is_float], dev)
-    try:
-        for i, name in enumerate(names):
-            if progress is not None:
-                progress(i + 1, len(names), name)
-            info = pair.info(name)
-            record = TensorRecord(name, list(info.shape), info.dtype, "kept-finetuned",
-                                  "passthrough")
-            if not info.is_float:  # integer buffers: nothing to repair
-                sink.keep_finetuned(name)
-                records[name] = record
-                continue
-            delta = reader.take(name)
-            # NaN/Inf anywhere makes the energy non-finite (no isfinite temporaries); zero
-            # energy is a zero delta, unless its entries are so small that it underflows.
-            energy = 0.0 if delta is None else _energy(delta)
-            if energy == 0 and delta is not None and bool(delta.any()):
-                energy = float(delta.double().square().sum())
-            if energy == 0:
-                sink.keep_base(name)
-                spectral = rule.spectral and rule.applies_to(info.shape)
-                records[name] = TensorRecord(name, list(info.shape), info.dtype, "unchanged",
-                                             "none", kept_rank=0 if spectral else None)
-                continue
-            if not math.isfinite(energy):
-                bad = int((~torch.isfinite(delta)).sum())
-                if bad:
-                    raise RepairError(f"tensor {name}: the delta has {bad} NaN/Inf value(s), "
-                                      f"from the {pair.nonfinite_side(name)} checkpoint; repair "
-                                      "needs finite weights (re-export or fix that checkpoint)")
-                energy = float(delta.double().square().sum())  # finite, float32 overflow
-            if not rule.applies_to(info.shape):
-                del delta
-                sink.keep_finetuned(name)
-                record.energy_kept, record.delta_energy = 1.0, energy
-                records[name] = record
-            elif batched and delta.numel() * 4 <= budget:
-                group = pending.setdefault(tuple(info.shape), [])
-                group.append((name, delta, energy))
-                if (len(group) + 1) * delta.numel() * 4 > budget:
-                    flush(tuple(info.shape))
-            else:
-                result = rule.repair_delta(delta, name)
-                del delta  # before the merge, which holds W_base and the result
-                finish(name, energy, result)
-        for shape in list(pending):
-            flush(shape)
-    finally:
-        reader.close()
+    for i, name in enumerate(names):
+        if progress is not None:
+            progress(i + 1, len(names), name)
+        info = pair.info(name)
+        record = TensorRecord(name, list(info.shape), info.dtype, "kept-finetuned", "passthrough")
+        if not info.is_float:  # integer buffers: nothing to repair
+            sink.keep_finetuned(name)
+            records[name] = record
+            continue
+        delta = pair.delta(name, dev)
+        # NaN/Inf anywhere makes the energy non-finite (no isfinite temporaries); zero energy
+        # is a zero delta, unless its entries are so small that it underflows.
+        energy = 0.0 if delta is None else _energy(delta)
+        if energy == 0 and delta is not None and bool(delta.any()):
+            energy = float(delta.double().square().sum())
+        if energy == 0:
+            sink.keep_base(name)
+            spectral = rule.spectral and rule.applies_to(info.shape)
+            records[name] = TensorRecord(name, list(info.shape), info.dtype, "unchanged", "none",
+                                         kept_rank=0 if spectral else None)
+            continue
+        if not math.isfinite(energy):
+            bad = int((~torch.isfinite(delta)).sum())
+            if bad:
+                raise RepairError(f"tensor {name}: the delta has {bad} NaN/Inf value(s), from "
+                                  f"the {pair.nonfinite_side(name)} checkpoint; repair needs "
+                                  "finite weights (re-export or fix that checkpoint)")
+            energy = float(delta.double().square().sum())  # finite entries, float32 overflow
+        if not rule.applies_to(info.shape):
+            del delta
+            sink.keep_finetuned(name)
+            record.energy_kept, record.delta_energy = 1.0, energy
+            records[name] = record
+        elif batched and delta.numel() * 4 <= budget:
+            group = pending.setdefault(tuple(info.shape), [])
+            group.append((name, delta, energy))
+            if (len(group) + 1) * delta.numel() * 4 > budget:
+                flush(tuple(info.shape))
+        else:
+            result = rule.repair_delta(delta, name)
+            del delta  # before the merge, which holds W_base and the result
+            finish(name, energy, result)
+    for shape in list(pending):
+        flush(shape)
     return [records[n] for n in names]
-
-
-class _ReadAhead:
-    """Reads the deltas of ``names``, in order, one tensor ahead on a background thread.
-
-    Reading two tensors and subtracting them overlaps the repair of the previous tensor, and
-    at most one delta waits besides the one being repaired. ``take`` returns the next delta
-    (or re-raises the error its read hit); nothing else keeps a reference to it, so the
-    caller's ``del`` frees it.
-    """
-
-    def __init__(self, pair: CheckpointPair | AdapterPair, names: list[str],
-                 dev: torch.device) -> None:
-        self._pair, self._names, self._dev = pair, names, dev
-        self._stream = torch.cuda.current_stream(dev) if dev.type == "cuda" else None
-        self._ready: queue.Queue = queue.Queue()
-        self._permits = threading.Semaphore(1)  # reads allowed ahead of the caller
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._work, name="forgetkit-repair-read",
-                                        daemon=True)
-        self._thread.start()
-
-    def _work(self) -> None:
-        # Work on the caller's CUDA stream (the current one when the reader was made), and
-        # finish it before handing a delta over.
-        stream = self._stream
-        with torch.cuda.stream(stream) if stream is not None else contextlib.nullcontext():
-            for name in self._names:
-                self._permits.acquire()
-                if self._stop.is_set():
-                    return
-                try:
-                    delta = self._pair.delta(name, self._dev)
-                    if stream is not None:
-                        stream.synchronize()
-                    self._ready.put((name, delta, None))
-                    del delta
-                except BaseException as err:  # handed to the caller, which raises it
-                    self._ready.put((name, None, err))
-                    return
-
-    def take(self, name: str) -> torch.Tensor | None:
-        while True:
-            try:
-                got, delta, err = self._ready.get(timeout=1.0)
-                break
-            except queue.Empty:
-                if not self._thread.is_alive():
-                    raise RuntimeError(f"the read-ahead thread stopped before {name}") from None
-        self._permits.release()
-        if err is not None:
-            raise err
-        if got != name:  # the caller's order and the reader's must agree
-            raise RuntimeError(f"read-ahead returned {got} where {name} was expected")
-        return delta
-
-    def close(self) -> None:
-        self._stop.set()
-        self._permits.release()  # wake the reader if it waits for a permit
-        self._thread.join()
-        while not self._ready.empty():
-            self._ready.get_nowait()
 
 
 class _MergedSink:
@@ -281,9 +207,6 @@ class _MergedSink:
         self.writer.close()
         return {}
 
-    def abort(self) -> None:
-        self.writer.abort()
-
 
 class _LoraSink:
     """A peft adapter: LoRA factors of the kept directions, whole tensors for the rest."""
@@ -309,9 +232,6 @@ class _LoraSink:
     def close(self) -> dict[str, Any]:
         config = self.adapter.close()
         return {"adapter_config": config, "not_in_adapter": self.adapter.not_in_adapter}
-
-    def abort(self) -> None:
-        pass  # the adapter writer writes synchronously
 
 
 def _energy(tensor: torch.Tensor) -> float:

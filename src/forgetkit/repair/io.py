@@ -27,7 +27,6 @@ import re
 import shutil
 import struct
 from collections.abc import Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -340,12 +339,8 @@ class ShardedWriter:
     """Write a planned set of safetensors shards tensor by tensor, in any order.
 
     Each tensor goes to its final offset as soon as it arrives, so memory stays at one tensor.
-    The bytes are written on a background thread while the caller prepares the next tensor
-    (at most one write in flight; ``write`` waits for the previous one); a failed write is
-    raised by the next ``write`` or by ``close``. ``close`` checks that every planned tensor
-    was written and writes the index when there is more than one shard (or when
-    ``index_name`` asks for one, to mirror a sharded input). ``abort`` stops the thread
-    without finishing (for the caller's error path).
+    ``close`` checks that every planned tensor was written and writes the index when there is
+    more than one shard (or when ``index_name`` asks for one, to mirror a sharded input).
     """
 
     def __init__(self, folder: Path, shards: list[ShardPlan], index_name: str | None = None):
@@ -364,19 +359,12 @@ class ShardedWriter:
                 raise RepairError(f"could not create {path.name}: {err.strerror or err}") from err
             for info, offset in zip(shard.tensors, offsets, strict=True):
                 self._where[info.name] = (path, len(header) + offset, info)
-        self._error: BaseException | None = None
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forgetkit-write")
-        self._pending: Future | None = None
 
     def write(self, name: str, tensor: torch.Tensor) -> None:
         path, offset, info = self._where[name]
         if tuple(tensor.shape) != info.shape or tensor.dtype != info.torch_dtype:
             raise RepairError(f"{name}: writer expected {info.dtype} {list(info.shape)}, got "
                               f"{tensor.dtype} {list(tensor.shape)} (a repair method bug)")
-        self._wait()
-        self._pending = self._pool.submit(self._write, name, path, offset, tensor)
-
-    def _write(self, name: str, path: Path, offset: int, tensor: torch.Tensor) -> None:
         try:
             _write_at(path, offset, tensor_bytes(tensor))
         except OSError as err:
@@ -385,26 +373,7 @@ class ShardedWriter:
                               "choose another --output)") from err
         self._written.add(name)
 
-    def _wait(self) -> None:
-        """Wait for the write in flight; raise its error (and every later call's)."""
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            try:
-                pending.result()
-            except BaseException as err:
-                self._error = err
-        if self._error is not None:
-            raise self._error
-
-    def abort(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        self._pending = None
-
     def close(self) -> None:
-        try:
-            self._wait()
-        finally:
-            self._pool.shutdown(wait=True)
         missing = [n for n in self._where if n not in self._written]
         if missing:
             raise RepairError(f"output incomplete, tensors never written: {name_list(missing)}")
