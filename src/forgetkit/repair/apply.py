@@ -275,8 +275,8 @@ def open_pair(base_dir: Path, ft_dir: Path) -> CheckpointPair | AdapterPair:
 
 
 def pick_device(device: str) -> torch.device:
-    """The compute device, with an explicit CUDA index (the current device is per thread, and
-    the read-ahead thread must use the same one)."""
+    """The compute device, with an explicit CUDA index (the one current now), so every tensor
+    of the run lands on the same device whatever later changes the current one."""
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     try:
