@@ -286,9 +286,12 @@ def test_device_that_is_not_there_is_refused(tmp_path):
     base, ft, _ = planted_pair(tmp_path)
     with pytest.raises(RepairError, match="--device"):
         repair(base, ft, tmp_path / "out", device="tpu")
+    with pytest.raises(RepairError, match="runs on cpu or cuda"):
+        repair(base, ft, tmp_path / "out", device="meta")  # a real torch device type
     if not torch.cuda.is_available():
         with pytest.raises(RepairError, match="no CUDA device"):
             repair(base, ft, tmp_path / "out", device="cuda")
+    assert not (tmp_path / "out").exists()
 
 
 def test_as_lora_needs_a_spectral_method(tiny_f32, tmp_path):
