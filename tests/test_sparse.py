@@ -96,17 +96,23 @@ def test_sparse_linear_matches_a_dense_weight_and_keeps_no_dense_copy(tiny):
     assert "forward" not in linear.__dict__
 
 
+def sparse_and_dense(n_in: int, n_out: int, density: float, seed: int, batch: tuple[int, ...]):
+    """A dense nn.Linear, a sparsified copy (bias trained whole: tensors without a mask are
+    frozen), its mask, and one input for each (separate leaves, for separate gradients)."""
+    torch.manual_seed(0)
+    dense = torch.nn.Linear(n_in, n_out, bias=True)
+    layer = copy.deepcopy(dense)
+    mask = build_masks({"weight": dense.weight}, density, seed=seed)["weight"]
+    sparsify(layer, {"weight": mask})
+    layer.bias.requires_grad_(True)
+    x = torch.randn(*batch, n_in, requires_grad=True)
+    return dense, layer, mask, x, x.detach().clone().requires_grad_(True)
+
+
 @pytest.mark.parametrize("block", [1 << 22, 20])  # one block; blocks of 2 rows
 def test_sparse_linear_gradients_match_dense_autograd(monkeypatch, block):
     monkeypatch.setattr(sparse_module, "_BLOCK_ELEMENTS", block)
-    torch.manual_seed(0)
-    dense = torch.nn.Linear(7, 13, bias=True)
-    layer = copy.deepcopy(dense)
-    mask = build_masks({"weight": dense.weight}, 0.6, seed=1)["weight"]
-    sparsify(layer, {"weight": mask})
-    layer.bias.requires_grad_(True)  # tensors without a mask are frozen; train this one whole
-    x = torch.randn(3, 5, 7, requires_grad=True)
-    x_dense = x.detach().clone().requires_grad_(True)
+    dense, layer, mask, x, x_dense = sparse_and_dense(7, 13, 0.6, seed=1, batch=(3, 5))
     out = layer(x)
     torch.testing.assert_close(out, dense(x_dense))
     weight = torch.randn_like(out)
@@ -123,14 +129,7 @@ def test_sparse_linear_follows_autocast_like_a_dense_linear(monkeypatch, block):
     """Under bf16 autocast (mixed-precision training) the layer computes in bf16 like
     F.linear and hands back float32 gradients for float32 inputs and values."""
     monkeypatch.setattr(sparse_module, "_BLOCK_ELEMENTS", block)
-    torch.manual_seed(0)
-    dense = torch.nn.Linear(16, 24, bias=True)
-    layer = copy.deepcopy(dense)
-    mask = build_masks({"weight": dense.weight}, 0.5, seed=2)["weight"]
-    sparsify(layer, {"weight": mask})
-    layer.bias.requires_grad_(True)
-    x = torch.randn(4, 16, requires_grad=True)
-    x_dense = x.detach().clone().requires_grad_(True)
+    dense, layer, mask, x, x_dense = sparse_and_dense(16, 24, 0.5, seed=2, batch=(4,))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out, ref = layer(x), dense(x_dense)
     assert out.dtype == ref.dtype == torch.bfloat16

@@ -77,12 +77,6 @@ def gram_matrix(short: torch.Tensor, dtype: torch.dtype, chunk_rows: int = 8192)
     return gram
 
 
-def gram_singular_values(delta: torch.Tensor, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """All singular values of a 2-D ``delta`` (descending) from its short-side Gram matrix."""
-    short = delta if delta.shape[0] >= delta.shape[1] else delta.T
-    return torch.linalg.eigvalsh(gram_matrix(short, dtype)).clamp_min(0).sqrt().flip(-1)
-
-
 def _gram_dtype(device: torch.device) -> torch.dtype:
     """float32, unless float32 products may run in TF32 (CUDA): then the Gram matrix is formed
     in float64, since its error bounds assume full float32 products."""
