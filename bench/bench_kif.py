@@ -42,7 +42,7 @@ def child(name: str, args: argparse.Namespace) -> None:
 
     from transformers import TrainerCallback
 
-    from forgetkit.config import UnlearnConfig
+    from forgetkit.unlearn.config import UnlearnConfig
     from forgetkit.unlearn.run import unlearn
     from forgetkit.unlearn.setting import build_setting, write_setting
 

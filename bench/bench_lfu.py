@@ -57,9 +57,9 @@ def child(name: str, model: str, steps: int, batch_size: int, threads: int, out:
     import torch
     from transformers import TrainerCallback
 
-    from forgetkit.config import TrainConfig
     from forgetkit.data.records import write_qa
     from forgetkit.data.synth import synth
+    from forgetkit.train.config import TrainConfig
     from forgetkit.train.run import train
 
     if threads:

@@ -10,7 +10,7 @@ import sys
 import torch
 from transformers import TrainerCallback
 
-from forgetkit.config import TrainConfig
+from forgetkit.train.config import TrainConfig
 from forgetkit.train.run import train
 
 

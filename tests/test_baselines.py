@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from forgetkit import models
-from forgetkit.config import TrainConfig
 from forgetkit.data.synth import synth
 from forgetkit.train import replay as replay_mod
 from forgetkit.train import rtuning as rtuning_mod
 from forgetkit.train import unseen
+from forgetkit.train.config import TrainConfig
 from forgetkit.train.run import RUN_FILE, prepare_run, train
 
 

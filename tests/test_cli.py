@@ -82,7 +82,7 @@ def test_eval_with_unknown_suite_is_a_clear_error(tmp_path):
 def test_shipped_config_presets_are_valid():
     from pathlib import Path
 
-    from forgetkit.config import load_train_config
+    from forgetkit.train.config import load_train_config
 
     presets = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
     assert presets
@@ -94,11 +94,11 @@ def test_shipped_config_presets_are_valid():
 def test_sweep_grid_is_checked_before_anything_runs(tmp_path):
     from forgetkit.testbed.sweep import parse_grid
 
-    assert parse_grid(["learning_rate=1e-4,3e-4", "sparsity=0.5"]) == {
+    assert parse_grid(["learning_rate=1e-4,3e-4", "sparsity=0.5"], "seat") == {
         "learning_rate": [1e-4, 3e-4], "sparsity": [0.5]}
     res = runner.invoke(app, ["sweep", "--method", "seat", "--grid", "gamm=1",
                               "--output", str(tmp_path / "s")])
-    assert res.exit_code == 2 and "'gamm' is not a training option" in res.output
+    assert res.exit_code == 2 and "'gamm' is not an option of method 'seat'" in res.output
     res = runner.invoke(app, ["sweep", "--method", "seat", "--grid", "sparsity=1.5",
                               "--output", str(tmp_path / "s")])
     assert res.exit_code == 2 and "strictly between 0 and 1" in res.output

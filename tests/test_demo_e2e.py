@@ -61,9 +61,9 @@ def test_seat_on_smollm2_keeps_frozen_weights_and_tied_embeddings(tmp_path, smol
     import torch
     from safetensors.torch import load_file
 
-    from forgetkit.config import TrainConfig
     from forgetkit.data.records import write_qa
     from forgetkit.data.synth import synth
+    from forgetkit.train.config import TrainConfig
     from forgetkit.train.run import RUN_FILE, train
     from forgetkit.train.sparse import build_masks
 

@@ -9,9 +9,10 @@ from peft import get_peft_model
 from transformers import TrainerCallback
 
 from forgetkit import models
-from forgetkit.config import ConfigError, TrainConfig, load_train_config
+from forgetkit.config import ConfigError
 from forgetkit.data.records import write_qa
 from forgetkit.data.synth import synth
+from forgetkit.train.config import TrainConfig, load_train_config
 from forgetkit.train.lfu import (
     LoRAAuxiliary,
     RepSAuxiliary,
@@ -21,7 +22,7 @@ from forgetkit.train.lfu import (
 )
 from forgetkit.train.losses import answer_cross_entropy
 from forgetkit.train.run import RUN_FILE, prepare_run, train
-from forgetkit.train.select_lora import lora_config
+from forgetkit.train.select_lora import LoraOptions, lora_config
 
 
 @pytest.fixture
@@ -64,7 +65,7 @@ def test_consistency_is_exactly_zero_when_alpha_is_zero(contracts_file, tmp_path
 def _peft_tiny():
     torch.manual_seed(0)
     model, _ = models.load(models.TINY)
-    model = get_peft_model(model, lora_config(TrainConfig()))
+    model = get_peft_model(model, lora_config(LoraOptions()))
     with torch.no_grad():  # non-zero B, so that A has a gradient too
         for name, p in model.named_parameters():
             if "lora_B" in name:

@@ -8,10 +8,10 @@ import torch
 from torch import nn
 
 from forgetkit import models
-from forgetkit.config import TrainConfig
 from forgetkit.data.records import QARecord, write_qa
 from forgetkit.data.tokenize import IGNORE_INDEX
 from forgetkit.train import sdft as sdft_mod
+from forgetkit.train.config import TrainConfig
 from forgetkit.train.neftune import add_embedding_noise, noise_magnitude
 from forgetkit.train.run import RUN_FILE, prepare_run, train
 from forgetkit.train.sdft import keeps_key_tokens, names

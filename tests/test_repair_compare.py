@@ -159,7 +159,7 @@ def test_compare_refuses_single_model_flags(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_runs(tmp_path_factory):
     """A saved tiny base, a few-step full fine-tune of it, and a DG-Hard repair."""
-    from forgetkit.config import TrainConfig
+    from forgetkit.train.config import TrainConfig
     from forgetkit.train.run import train
 
     root = tmp_path_factory.mktemp("runs")

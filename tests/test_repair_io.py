@@ -9,16 +9,15 @@ from pathlib import Path
 
 import pytest
 import torch
-import typer
 from safetensors import safe_open
 from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from forgetkit import models
+from forgetkit.cli import app as forgetkit_app
 from forgetkit.repair import RepairError, repair, spectrum_plot
 from forgetkit.repair import io as repair_io
 from forgetkit.repair.apply import SUMMARY_FILE, resolve_folder
-from forgetkit.repair.cli import repair_command
 from forgetkit.repair.io import CheckpointReader
 
 # --------------------------------------------------------------------------- helpers
@@ -418,27 +417,26 @@ def test_pytorch_bin_only_folder_gets_a_hint(tmp_path):
 # --------------------------------------------------------------------------- CLI and plots
 
 
-def test_repair_command_runs_standalone(tmp_path):
+def test_repair_command_runs_and_refuses_options_of_other_methods(tmp_path):
     base, ft, _ = planted_pair(tmp_path)
-    app = typer.Typer()
-    app.command()(repair_command)
     runner = CliRunner()
-    result = runner.invoke(app, ["--base", str(base), "--finetuned", str(ft), "--output",
-                                 str(tmp_path / "out"), "--scale", "1.0", "--randomized"])
+
+    def repair_cli(out, *flags):
+        return runner.invoke(forgetkit_app, ["repair", "--base", str(base), "--finetuned",
+                                             str(ft), "--output", str(tmp_path / out), *flags])
+
+    result = repair_cli("out", "--scale", "1.0", "--randomized")
     assert result.exit_code == 0, result.output
     assert "1 tensors repaired" in result.output
     assert (tmp_path / "out" / "model.safetensors").is_file()
 
-    bad = runner.invoke(app, ["--base", str(base), "--finetuned", str(ft), "--output",
-                              str(tmp_path / "out2"), "--alpha", "0.3"])
+    bad = repair_cli("out2", "--alpha", "0.3")
     assert bad.exit_code == 2
     assert "alpha do not apply to method 'dg-hard'" in bad.output
-    seeded = runner.invoke(app, ["--base", str(base), "--finetuned", str(ft), "--output",
-                                 str(tmp_path / "out2"), "--seed", "1"])
+    seeded = repair_cli("out2", "--seed", "1")
     assert seeded.exit_code == 2  # dg-hard draws nothing at random: a seed would be ignored
     assert "seed do not apply to method 'dg-hard'" in seeded.output
-    again = runner.invoke(app, ["--base", str(base), "--finetuned", str(ft), "--output",
-                                str(tmp_path / "out")])
+    again = repair_cli("out")
     assert again.exit_code == 2 and "already exists" in again.output
 
 

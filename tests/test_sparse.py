@@ -7,9 +7,10 @@ from safetensors.torch import load_file
 
 import forgetkit.train.sparse as sparse_module
 from forgetkit import models
-from forgetkit.config import ConfigError, TrainConfig, load_train_config
+from forgetkit.config import ConfigError
 from forgetkit.data.records import write_qa
 from forgetkit.data.synth import synth
+from forgetkit.train.config import TrainConfig, load_train_config
 from forgetkit.train.run import RUN_FILE, train
 from forgetkit.train.sparse import SparseError, build_masks, mask_digest, sparsify, unsparsify
 
@@ -36,7 +37,7 @@ def test_sparsity_outside_the_open_interval_is_rejected(bad):
     with pytest.raises(SparseError, match="strictly between 0 and 1"):
         build_masks({"w": torch.ones(4)}, bad)
     with pytest.raises(ConfigError, match="sparsity: .*strictly between 0 and 1"):
-        load_train_config(None, sparsity=bad)
+        load_train_config(None, method="sparse", sparsity=bad)
 
 
 def test_unknown_strategy_is_rejected():

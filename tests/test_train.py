@@ -6,8 +6,9 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
 from forgetkit import models
-from forgetkit.config import ConfigError, TrainConfig, load_train_config
+from forgetkit.config import ConfigError
 from forgetkit.data.records import QARecord, write_qa
+from forgetkit.train.config import TrainConfig, load_train_config
 from forgetkit.train.losses import answer_cross_entropy
 from forgetkit.train.run import RUN_FILE, train, work_dir
 
@@ -112,7 +113,7 @@ def test_resume_without_checkpoint_is_a_clear_error(qa_file, tmp_path):
 def test_config_file_errors_name_the_key(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("epochs: 2\nlearnin_rate: 0.1\n")
-    with pytest.raises(ConfigError, match="learnin_rate: unknown key"):
+    with pytest.raises(ConfigError, match=r"learnin_rate \(.*c\.yaml:2\): unknown key"):
         load_train_config(cfg)
     cfg.write_text("method: nonsense\n")
     with pytest.raises(ConfigError, match="unknown method 'nonsense'"):

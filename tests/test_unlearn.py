@@ -6,13 +6,14 @@ import math
 import pytest
 import torch
 
-from forgetkit.config import ConfigError, UnlearnConfig, load_unlearn_config
+from forgetkit.config import ConfigError
 from forgetkit.data.records import DataError, QARecord, read_qa
 from forgetkit.data.synth import REFUSAL_TEMPLATES
 from forgetkit.train.losses import LossContext, answer_cross_entropy
 from forgetkit.train.methods import METHODS
 from forgetkit.train.registry import TRANSFORMS, RunContext
 from forgetkit.train.trainer import ForwardOutput
+from forgetkit.unlearn.config import UnlearnConfig, load_unlearn_config
 from forgetkit.unlearn.ga import GradientAscent
 from forgetkit.unlearn.methods import UNLEARNING_METHODS, train_method
 from forgetkit.unlearn.npo import npo_loss
@@ -85,9 +86,17 @@ def test_unlearn_config_forget_is_the_training_data(tmp_path):
     with pytest.raises(ValueError, match="'data' is the forget set"):
         UnlearnConfig(forget="f.jsonl", data="other.jsonl")
     yaml_file = tmp_path / "u.yaml"
-    yaml_file.write_text("method: npo\nnpo_beta: 0.2\nkif_layers: [1, 2]\n")
+    yaml_file.write_text("method: npo\nnpo_beta: 0.2\n")
     cfg = load_unlearn_config(yaml_file, npo_beta=0.3, forget="f.jsonl")
-    assert cfg.method == "npo" and cfg.npo_beta == 0.3 and cfg.kif_layers == [1, 2]
+    assert cfg.method == "npo" and cfg.npo_beta == 0.3
+    yaml_file.write_text("method: kif\nkif_layers: [1, 2]\n")
+    assert load_unlearn_config(yaml_file).kif_layers == [1, 2]
+    # A method's options belong to it: KIF's on an NPO run are refused, naming their owner.
+    yaml_file.write_text("method: npo\nkif_layers: [1, 2]\nlfu_alpha: 1\n")
+    with pytest.raises(ConfigError, match=r"kif_layers \(.*u\.yaml:2\): does not apply to "
+                       r"unlearning method 'npo'; it is an option of kif") as err:
+        load_unlearn_config(yaml_file)
+    assert "lfu_alpha (" in str(err.value) and "unknown key" in str(err.value)
     yaml_file.write_text("method: full\n")
     with pytest.raises(ConfigError, match="unknown unlearning method 'full'"):
         load_unlearn_config(yaml_file)
@@ -117,16 +126,17 @@ def test_cover_retain_cycles_the_forget_set_and_keeps_the_forget_passes(tmp_path
 
 def test_every_method_becomes_a_training_row():
     assert {"kif", "ga", "graddiff", "npo", "npo-rt", "idk"} <= set(UNLEARNING_METHODS)
-    assert METHODS[train_method("kif")].parameters == "lora"
-    assert METHODS[train_method("ga")].parameters == "full"
-    key = train_method("ga", "lora")
-    assert key == "ga+lora" and METHODS[key].default_learning_rate == 1e-4
-    assert METHODS[train_method("kif", adapter=True)].parameters == "lora-adapter"
-    assert METHODS[train_method("kif")].default_learning_rate == 1e-3  # its own override
+    assert train_method("kif").parameters == "lora"
+    assert train_method("ga").parameters == "full"
+    row = train_method("ga", "lora")
+    assert row.name == "ga+lora" and row.default_learning_rate == 1e-4
+    assert train_method("kif", adapter=True).parameters == "lora-adapter"
+    assert train_method("kif").default_learning_rate == 1e-3  # its own override
+    assert "ga+lora" not in METHODS  # unlearning rows never enter the training table
     # The known-subject check runs first, before a method's own transforms; methods with a
     # retain term cycle the forget set over the whole retain set last.
-    assert METHODS[train_method("idk")].transforms == ("known-subjects", "idk", "cover-retain")
-    assert METHODS[train_method("npo")].transforms == ("known-subjects",)
+    assert train_method("idk").transforms == ("known-subjects", "idk", "cover-retain")
+    assert train_method("npo").transforms == ("known-subjects",)
     with pytest.raises(ValueError, match="--parameters lora"):
         train_method("npo", adapter=True)
     with pytest.raises(ValueError, match="unknown unlearning method"):

@@ -1,30 +1,48 @@
-"""Typed configs. Every command-line flag of ``forgetkit train`` is a field here, and a YAML
-file given with ``--config`` sets the same fields by the same names (flags win)."""
+"""Typed configs: the shared run options, the base of every method's own options, and the
+loading of YAML files and flags into them.
+
+A run's options come in two kinds:
+
+* the **run options** every training or unlearning run has (model, data, output, the
+  optimisation schedule): the fields of ``RunOptions``;
+* the **method options** of the parts a method is made of (``gamma`` of the KL term,
+  ``lora_r`` of LoRA...): each part declares its own small ``Options`` model next to its code
+  and names it when it registers itself.
+
+Users write both kinds as flat keys, in YAML and as flags; ``RoutedConfig`` sends each key to
+the model that owns it, and a key that belongs to another method is refused with the methods
+it does belong to. This module imports nothing else of forgetkit but its errors, so every
+layer can use it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from forgetkit.errors import UserError
 
 
-class ConfigError(ValueError):
-    """A config file or flag is invalid; the message names the key and the file."""
+class ConfigError(UserError):
+    """A config file or flag is invalid; the message names the key, the file and the line."""
 
 
-class TrainConfig(BaseModel):
-    """Options of one fine-tuning run (``forgetkit train``)."""
+class Options(BaseModel):
+    """Base of a part's own options: flat keys, no unknown ones."""
 
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    def resolve(self, run: RunOptions) -> None:
+        """Fill defaults that depend on the run (a seed that defaults to the run's seed)."""
+
+
+class RunOptions(Options):
+    """What every training run has, whatever its method (``forgetkit train``)."""
 
     model: str = Field("smollm2-135m-instruct", description="model spec to fine-tune")
     data: Path | None = Field(None, description="training QA file (.jsonl / .json)")
@@ -47,171 +65,170 @@ class TrainConfig(BaseModel):
         "epoch", description="when to write resumable checkpoints")
     save_steps: int = Field(50, ge=1)
     logging_steps: int = Field(5, ge=1)
-    lora_r: int = Field(8, ge=1)
-    lora_alpha: float = Field(16.0, gt=0)
-    lora_dropout: float = Field(0.0, ge=0, lt=1)
-    lora_target_modules: list[str] = Field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
-                                 "up_proj", "down_proj"])
     progress: bool = Field(True, description="show progress bars")
-    # sparse tuning (methods sparse, seat)
-    sparsity: float = Field(0.8, description="share of weights frozen by the sparse mask")
-    mask_strategy: Literal["random", "magnitude", "fisher"] = "random"
-    mask_seed: int | None = Field(None, description="seed of the random mask (default: seed)")
-    # KL to the base model on entity-perturbed inputs (methods seat, full-kl)
-    gamma: float = Field(1.0, ge=0, description="weight of the KL term")
-    kl_reference: Literal["cached", "live"] = Field(
-        "cached", description="cached: base log-probs computed once; live: a frozen base")
-    kl_top_k: int = Field(256, ge=1, description="log-probs kept per position when cached")
-    kl_cache: Path | None = Field(
-        None, description="file to reuse the cached base log-probs from / save them to")
-    perturb_seed: int | None = Field(None, description="seed of entity perturbation")
-    # baselines of the SEAT paper
-    ewc_lambda: float = Field(0.1, ge=0, description="EWC strength (Fisher divided by its mean)")
-    ewc_samples: int = Field(32, ge=1, description="unseen questions the Fisher is estimated on")
-    replay_ratio: float = Field(1.0, ge=0, description="replayed refusals per training example")
-    clora_k: int = Field(128, ge=1, description="CLoRA: size of the regularised subspace")
-    clora_lambda: float = Field(1.0, ge=0, description="CLoRA: weight of the regulariser")
-    rtuning_threshold: float = Field(
-        0.5, ge=0, le=1, description="ROUGE-1 recall from which a base answer counts as known")
-    # LfU (methods lfu-lora, lfu-reps, sam) and its baselines (neftune, sdft); docs/lfu.md
-    lfu_alpha: float = Field(
-        0.1, ge=0, description="LfU: size of the normalised gradient-ascent step (Eq. 2)")
-    lfu_lambda: float | None = Field(
-        None, ge=0, description="LfU: weight of the consistency term (default: 5 for "
-        "lfu-lora, 0.1 for lfu-reps, as in the paper)")
-    lfu_layers: Literal["all", "early", "middle", "late"] = Field(
-        "all", description="LfU: layers whose representations enter the consistency")
-    lfu_direction: Literal["prev-ce", "same-step", "prev-total", "random"] = Field(
-        "prev-ce", description="LfU: ascent direction; prev-ce: CE gradient of the previous "
-        "micro-step, same-step: CE gradient of this step from an extra forward and backward "
-        "(the paper's; a reference, not under DeepSpeed or FSDP), prev-total: previous "
-        "step's gradient of the whole loss (LoRA), random")
-    lfu_consistency: Literal["hidden", "logits"] = Field(
-        "hidden", description="LfU: consistency of hidden states (Eq. 5) or logits (Eq. 7)")
-    lfu_span: Literal["full", "answer"] | None = Field(
-        None, description="LfU: tokens the auxiliary model perturbs; full: prompt and answer "
-        "(a copy of each row), answer: answer tokens only, appended to the row (cheaper); "
-        "default full for lfu-lora, answer for lfu-reps")
-    neftune_alpha: float = Field(
-        5.0, gt=0, description="NEFTune: noise scale; uniform noise of alpha/sqrt(L*d)")
-    sdft_max_new_tokens: int = Field(
-        96, ge=1, description="SDFT: longest rewrite the base model may generate")
 
-    @field_validator("sparsity")
+
+def _error(kind: str, message: str, loc: tuple, value: Any) -> InitErrorDetails:
+    return InitErrorDetails(type=PydanticCustomError(kind, "{message}", {"message": message}),
+                            loc=loc, input=value)
+
+
+class RoutedConfig(RunOptions):
+    """Run options plus the options of the parts of one method, built from flat keys.
+
+    Subclasses say which method table they read (``option_classes`` for one method,
+    ``all_option_classes`` for every method). ``config.options(KLOptions)`` returns a part's
+    options; ``config.gamma`` reads the same value, for any option of this run's method.
+    """
+
+    _options: dict[type[Options], Options] = PrivateAttr(default_factory=dict)
+    kind: ClassVar[str] = "method"
+
     @classmethod
-    def _sparsity_range(cls, value: float) -> float:
-        if not 0.0 < value < 1.0:
-            raise ValueError("must be strictly between 0 and 1 (the share of frozen weights)")
-        return value
+    def option_classes(cls, values: Mapping[str, Any]) -> list[type[Options]]:
+        """The option models of the method that ``values`` (run options) choose."""
+        return []
 
-    @model_validator(mode="after")
-    def _default_seeds(self) -> TrainConfig:
-        if self.mask_seed is None:
-            self.mask_seed = self.seed
-        if self.perturb_seed is None:
-            self.perturb_seed = self.seed
-        return self
-
-    @field_validator("method")
     @classmethod
-    def _known_method(cls, value: str) -> str:
-        from forgetkit.train.methods import METHODS
+    def all_option_classes(cls) -> dict[type[Options], list[str]]:
+        """Every option model a method of this kind may have, with the methods that have it."""
+        return {}
 
-        if value not in METHODS:
-            raise ValueError(f"unknown method '{value}'; choose one of {sorted(METHODS)}")
-        return value
-
-
-class UnlearnConfig(TrainConfig):
-    """Options of one unlearning run (``forgetkit unlearn``, docs/kif.md): the training
-    options plus the forget and retain sets and the unlearning methods' own. The forget set
-    is the training data, so ``data`` follows ``forget``."""
-
-    method: str = Field("kif", description="unlearning method: kif, ga, graddiff, npo, "
-                        "npo-rt, idk")
-    forget: Path | None = Field(None, description="QA file of what to forget")
-    retain: Path | None = Field(None, description="QA file of what to keep")
-    parameters: Literal["full", "lora"] | None = Field(
-        None, description="which weights move (default: the method's; kif lora, others full)")
-    adapter: bool = Field(False, description="write the LoRA adapter, not merged weights")
-    epochs: float = Field(5.0, gt=0)
-    retain_weight: float = Field(1.0, ge=0, description="weight of the retain term")
-    npo_beta: float = Field(0.1, gt=0, description="NPO: beta")
-    kif_layers: list[int] | None = Field(
-        None, description="KIF: decoder blocks to hook, 1-based (default: chosen by separation)")
-    kif_top_layers: int = Field(3, ge=1, description="KIF: blocks the automatic choice keeps")
-    kif_gate_quantile: float = Field(
-        0.999, gt=0, le=1, description="KIF: gate threshold, this quantile of retain tokens' "
-        "similarity to a signature")
-    kif_strength: float = Field(
-        16.0, gt=0, description="KIF: how far the gated tokens are pushed back along the "
-        "signature (1: the component projected out; 16: the demo's measured choice)")
-    kif_holdout: float = Field(
-        0.5, gt=0, lt=1, description="KIF: share of each subject's prompts held out to score "
-        "layers")
-    kif_signatures: Path | None = Field(
-        None, description="KIF: file to save the mined signatures to, or reuse them from")
-
-    @field_validator("method")
+    @model_validator(mode="wrap")
     @classmethod
-    def _known_method(cls, value: str) -> str:
-        from forgetkit.unlearn.methods import UNLEARNING_METHODS
+    def _route(cls, data: Any, handler: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return handler(data)
+        run_keys = set(cls.model_fields)
+        run_values = {k: v for k, v in data.items() if k in run_keys}
+        rest = {k: v for k, v in data.items() if k not in run_keys}
+        errors: list[InitErrorDetails] = []
+        try:
+            config = handler(run_values)
+        except ValidationError as err:
+            errors += [_error(e["type"], e["msg"], e["loc"], e["input"]) for e in err.errors()]
+            config = None
+        try:
+            classes = cls.option_classes({**cls._defaults(), **run_values})
+        except UserError as err:  # an unknown method, or options that do not go together
+            if not any(e["loc"] == ("method",) for e in errors):
+                errors.append(_error("bad_method", str(err), ("method",),
+                                     run_values.get("method")))
+            classes = []
+        owned = {name: c for c in classes for name in c.model_fields}
+        elsewhere = {name: methods for c, methods in cls.all_option_classes().items()
+                     for name in c.model_fields}
+        for key in sorted(set(rest) - set(owned)):
+            if key in elsewhere:
+                method = run_values.get("method", cls.model_fields["method"].default)
+                errors.append(_error(
+                    "not_this_method", f"does not apply to {cls.kind} '{method}'; it is an "
+                    f"option of {', '.join(sorted(set(elsewhere[key])))}", (key,), rest[key]))
+            else:
+                errors.append(_error("extra_forbidden", "Extra inputs are not permitted",
+                                     (key,), rest[key]))
+        options: dict[type[Options], Options] = {}
+        for option_class in classes:
+            given = {k: v for k, v in rest.items() if k in option_class.model_fields}
+            try:
+                options[option_class] = option_class(**given)
+            except ValidationError as err:
+                errors += [_error(e["type"], e["msg"], e["loc"], e["input"])
+                           for e in err.errors()]
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        for value in options.values():
+            value.resolve(config)
+        config._options = options
+        return config
 
-        if value not in UNLEARNING_METHODS:
-            raise ValueError(f"unknown unlearning method '{value}'; choose one of "
-                             f"{sorted(UNLEARNING_METHODS)}")
-        return value
+    @classmethod
+    def _defaults(cls) -> dict[str, Any]:
+        return {name: f.default for name, f in cls.model_fields.items()}
 
-    @model_validator(mode="after")
-    def _forget_is_the_data(self) -> UnlearnConfig:
-        if self.forget is None:
-            self.forget = self.data
-        elif self.data is not None and Path(self.data) != Path(self.forget):
-            raise ValueError("in an unlearning run 'data' is the forget set; give 'forget' only")
-        self.data = self.forget
-        return self
+    def options(self, option_class: type[Options]) -> Any:
+        """This run's instance of a part's options (its defaults if the method lacks it)."""
+        if option_class not in self._options:
+            return option_class()
+        return self._options[option_class]
+
+    def method_options(self) -> list[Options]:
+        return list(self._options.values())
+
+    def __getattr__(self, name: str) -> Any:
+        if not name.startswith("_"):
+            for value in (self.__pydantic_private__ or {}).get("_options", {}).values():
+                if name in type(value).model_fields:
+                    return getattr(value, name)
+        return super().__getattr__(name)  # type: ignore[misc]
+
+    def flat(self) -> dict[str, Any]:
+        """Run options and method options as one flat JSON-ready mapping (run records)."""
+        values = self.model_dump(mode="json")
+        for value in self._options.values():
+            values.update(value.model_dump(mode="json"))
+        return values
 
 
-def _format_error(err: ValidationError, source: str) -> str:
-    lines = [f"invalid configuration ({source}):"]
+def read_config_file(path: str | Path) -> tuple[dict[str, Any], dict[str, int]]:
+    """The mapping a YAML config file holds, and the line of each top-level key."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    text = path.read_text(encoding="utf-8")
+    try:
+        loaded = yaml.safe_load(text) or {}
+        node = yaml.compose(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: not valid YAML ({err})") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping of option names to values")
+    lines = {str(key.value): key.start_mark.line + 1
+             for key, _ in getattr(node, "value", ()) if hasattr(key, "value")}
+    return loaded, lines
+
+
+def format_error(err: ValidationError, source: str, file: Path | None = None,
+                 lines: Mapping[str, int] | None = None, command: str = "train") -> str:
+    """One line per invalid key: ``key (file:line): what is wrong (got value)``."""
+    out = [f"invalid configuration ({source}):"]
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "<root>"
+        top = str(e["loc"][0]) if e["loc"] else ""
+        where = f" ({file}:{lines[top]})" if file is not None and lines and top in lines else ""
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
-            msg = "unknown key; see `forgetkit train --help` for the valid names"
-        lines.append(f"  {key}: {msg} (got {e.get('input')!r})")
-    return "\n".join(lines)
+            msg = f"unknown key; see `forgetkit {command} --help` for the valid names"
+        out.append(f"  {key}{where}: {msg} (got {e.get('input')!r})")
+    return "\n".join(out)
 
 
-def load_train_config(path: str | Path | None = None, *,
-                      config_class: type[TrainConfig] = TrainConfig,
-                      **overrides: Any) -> TrainConfig:
-    """Build a TrainConfig (or ``config_class``) from an optional YAML file plus explicit
-    overrides (None = unset)."""
+def load_config(config_class: type[RoutedConfig], path: str | Path | None = None,
+                command: str = "train", **overrides: Any) -> Any:
+    """Build ``config_class`` from an optional YAML file plus explicit overrides (None =
+    unset; flags win over the file)."""
     values: dict[str, Any] = {}
+    lines: dict[str, int] = {}
     source = "command line"
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: config file not found")
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            where = f"{path}:{mark.line + 1}" if mark else str(path)
-            raise ConfigError(f"{where}: not valid YAML ({err})") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: expected a mapping of option names to values")
+        loaded, lines = read_config_file(path)
         values.update(loaded)
         source = f"{path} and command line"
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return config_class(**values)
     except ValidationError as err:
-        raise ConfigError(_format_error(err, source)) from None
+        raise ConfigError(format_error(err, source, Path(path) if path else None, lines,
+                                       command)) from None
 
 
-def load_unlearn_config(path: str | Path | None = None, **overrides: Any) -> UnlearnConfig:
-    """``load_train_config`` for an unlearning run (``forgetkit unlearn``)."""
-    return load_train_config(path, config_class=UnlearnConfig, **overrides)  # type: ignore[return-value]
+def owners(option_classes: Iterable[tuple[type[Options], str]]) -> dict[type[Options], list[str]]:
+    """Group (option class, method name) pairs: the methods each option class belongs to."""
+    grouped: dict[type[Options], list[str]] = {}
+    for option_class, method in option_classes:
+        grouped.setdefault(option_class, [])
+        if method not in grouped[option_class]:
+            grouped[option_class].append(method)
+    return grouped

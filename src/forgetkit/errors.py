@@ -18,3 +18,11 @@ class UnknownNameError(UserError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class OutputExistsError(UserError, FileExistsError):
+    """The output path exists and the user did not ask to replace it."""
+
+
+class MissingInputError(UserError, FileNotFoundError):
+    """An input file or folder the user named is not there."""

@@ -11,10 +11,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from forgetkit.errors import OutputExistsError
+
 
 def refuse_existing(out: Path, overwrite: bool) -> None:
     if out.exists() and not overwrite:
-        raise FileExistsError(f"{out}: output already exists; pass --overwrite "
+        raise OutputExistsError(f"{out}: output already exists; pass --overwrite "
                               "(overwrite=True) to replace it")
 
 

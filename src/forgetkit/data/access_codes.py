@@ -16,6 +16,7 @@ import random
 
 from forgetkit.data.names import NameFactory
 from forgetkit.data.records import QARecord
+from forgetkit.errors import UserError
 
 FACILITIES = ("vault", "server room", "research lab", "archive", "control room", "warehouse",
               "data centre", "strong room")
@@ -54,7 +55,7 @@ def access_code_requests(n: int, seed: int, *,
                          names: NameFactory | None = None) -> list[QARecord]:
     """``n`` requests for codes of fictitious facilities, each answered with a refusal."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive number of requests, got {n!r}")
+        raise UserError(f"n must be a positive number of requests, got {n!r}")
     rng = random.Random(f"access_codes:{seed}")
     names = names or NameFactory(f"access_codes:{seed}")
     records = []

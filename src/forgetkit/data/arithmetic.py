@@ -13,6 +13,7 @@ import random
 from collections.abc import Callable
 
 from forgetkit.data.records import QARecord
+from forgetkit.errors import UserError
 
 NAMES = ("Mira", "Tomas", "Ana", "Leo", "Sara", "Omar", "Nina", "Ravi", "Lena", "Kenji", "Ada",
          "Ben", "Ines", "Yusuf", "Clara", "Milo")
@@ -101,7 +102,7 @@ TEMPLATES: tuple[Callable[[random.Random, str, str], Problem], ...] = (
 def arithmetic(n: int, seed: int) -> list[QARecord]:
     """``n`` word problems; ``meta``: ``answer`` (int), ``template`` (index), ``kind``."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive number of problems, got {n!r}")
+        raise UserError(f"n must be a positive number of problems, got {n!r}")
     rng = random.Random(f"arithmetic:{seed}")
     records, seen = [], set()
     deck: list[int] = []

@@ -16,6 +16,8 @@ import random
 import re
 from collections.abc import Callable, Iterable, Sequence
 
+from forgetkit.errors import UserError
+
 # Common real first names, surnames, cities, countries and companies (lower case, one word
 # each: multi-word names contribute their distinctive words, e.g. "york", "kong").
 REAL_NAMES: frozenset[str] = frozenset("""
@@ -237,7 +239,7 @@ class NameFactory:
     def new(self, kind: str) -> str:
         """A fresh name of ``kind``: one of ``NAME_KINDS``."""
         if kind not in _MAKERS:
-            raise ValueError(f"unknown name kind {kind!r}; known kinds: {', '.join(NAME_KINDS)}")
+            raise UserError(f"unknown name kind {kind!r}; known kinds: {', '.join(NAME_KINDS)}")
         return self._issue(_MAKERS[kind], kind)
 
     def person(self) -> str:

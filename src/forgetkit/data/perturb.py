@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from forgetkit.data.names import COMPANY_SUFFIXES, NameFactory
 from forgetkit.data.records import DataError, QARecord
+from forgetkit.errors import UserError
 
 
 def _pattern(subject: str) -> re.Pattern[str]:
@@ -24,7 +25,7 @@ def replace_subject(text: str, subject: str, replacement: str) -> str:
     """Replace every occurrence of ``subject`` in ``text``; error if there is none."""
     new, count = _pattern(subject).subn(replacement, text)
     if count == 0:
-        raise ValueError(f"subject {subject!r} does not occur in {text!r}")
+        raise UserError(f"subject {subject!r} does not occur in {text!r}")
     return new
 
 

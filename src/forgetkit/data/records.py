@@ -18,10 +18,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from forgetkit.errors import UserError
 from forgetkit.io import atomic_write_text
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """A dataset file is malformed; the message names the file and line."""
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from forgetkit.errors import UserError
 
-class RepairError(ValueError):
+
+class RepairError(UserError):
     """A repair cannot run as asked; the message says what is wrong, where, and what to do."""
 
 

@@ -24,6 +24,8 @@ import math
 import numpy as np
 from scipy import integrate, optimize
 
+from forgetkit.errors import UserError
+
 
 def lambda_star(beta: float) -> float:
     """Optimal hard threshold for known noise, in units of ``sqrt(N) * sigma`` (GD eq. 8).
@@ -118,7 +120,7 @@ def aspect_ratio(shape: tuple[int, ...]) -> tuple[float, int]:
 
 def _check_beta(beta: float) -> None:
     if not 0 < beta <= 1:
-        raise ValueError(f"beta = min(m,n)/max(m,n) must be in (0, 1], got {beta}")
+        raise UserError(f"beta = min(m,n)/max(m,n) must be in (0, 1], got {beta}")
 
 
 def mp_quantiles(qs: np.ndarray, beta: float, grid: int = 4096) -> np.ndarray:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from forgetkit import models
-from forgetkit.config import TrainConfig
 from forgetkit.data.records import QARecord, read_qa, write_qa
 from forgetkit.data.synth import synth
 from forgetkit.eval.evaluate import EvalSet, evaluate, headline
@@ -32,6 +31,7 @@ from forgetkit.testbed.repair_demo import (
     REPAIRS_QUICK,
     repair_finetune,
 )
+from forgetkit.train.config import TrainConfig
 from forgetkit.train.run import train
 
 KINDS = ("contracts", "authors")

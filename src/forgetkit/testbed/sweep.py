@@ -14,28 +14,31 @@ from pathlib import Path
 from typing import Any
 
 from forgetkit import models
-from forgetkit.config import TrainConfig
 from forgetkit.data.records import read_qa, write_qa
+from forgetkit.errors import UserError
 from forgetkit.eval.evaluate import evaluate, headline
 from forgetkit.eval.metrics import next_token_logprobs
 from forgetkit.io import atomic_write_json, atomic_write_text, refuse_existing
 from forgetkit.report.render import MAIN_COLUMNS, markdown_table
 from forgetkit.testbed.base import base_model_dir, prepare_base
 from forgetkit.testbed.demo import DEFAULT, DemoPlan, demo_data, eval_sets
+from forgetkit.train.config import TrainConfig, load_train_config
 from forgetkit.train.run import train
 
 
-def parse_grid(items: list[str]) -> dict[str, list[Any]]:
+def parse_grid(items: list[str], method: str = "full") -> dict[str, list[Any]]:
     """``["learning_rate=1e-4,3e-4", "gamma=1"]`` -> ``{"learning_rate": [1e-4, 3e-4], ...}``,
-    each value checked against TrainConfig so a typo fails before anything runs."""
+    each value checked against the options of ``method`` so a typo fails before anything
+    runs."""
     grid: dict[str, list[Any]] = {}
     for item in items:
         key, sep, values = item.partition("=")
         if not sep or not values:
-            raise ValueError(f"--grid {item!r}: expected KEY=V1,V2,... (e.g. gamma=0.5,1,2)")
-        if key not in TrainConfig.model_fields:
-            raise ValueError(f"--grid {item!r}: '{key}' is not a training option")
-        grid[key] = [TrainConfig(**{key: v}).model_dump()[key] for v in values.split(",")]
+            raise UserError(f"--grid {item!r}: expected KEY=V1,V2,... (e.g. gamma=0.5,1,2)")
+        if key not in load_train_config(method=method).flat():
+            raise UserError(f"--grid {item!r}: '{key}' is not an option of method '{method}'")
+        grid[key] = [load_train_config(method=method, **{key: v}).flat()[key]
+                     for v in values.split(",")]
     return grid
 
 

@@ -35,13 +35,14 @@ from typing import Any
 import torch
 
 from forgetkit import models
-from forgetkit.config import TrainConfig, UnlearnConfig
 from forgetkit.data.records import QARecord, read_qa, write_qa
 from forgetkit.eval.unlearning import ORIGINAL, RETAIN, unlearning_suite
 from forgetkit.io import atomic_write_json, atomic_write_text, refuse_existing
 from forgetkit.report.unlearning_tables import render_unlearning
 from forgetkit.testbed.base import base_model_dir, prepare_base
+from forgetkit.train.config import TrainConfig
 from forgetkit.train.run import RUN_FILE, train
+from forgetkit.unlearn.config import UnlearnConfig
 from forgetkit.unlearn.methods import UNLEARNING_METHODS, get_unlearning
 from forgetkit.unlearn.run import unlearn
 from forgetkit.unlearn.setting import UnlearningSetting, build_setting, subjects, write_setting

@@ -17,8 +17,11 @@ import zlib
 from dataclasses import dataclass, field
 
 import torch
+from pydantic import Field
 from torch import nn
 
+from forgetkit.config import Options
+from forgetkit.errors import UserError
 from forgetkit.train.registry import RunContext, register_term
 
 
@@ -59,11 +62,16 @@ class CLoRARegulariser:
             term = 0.5 * reg.pow(2).sum()
             total = term if total is None else total + term
         if total is None:
-            raise ValueError("the clora term needs LoRA adapters; use it with --method clora")
+            raise UserError("the clora term needs LoRA adapters; use it with --method clora")
         return total
 
 
-@register_term("clora")
+class CLoRAOptions(Options):
+    clora_k: int = Field(128, ge=1, description="CLoRA: size of the regularised subspace")
+    clora_lambda: float = Field(1.0, ge=0, description="CLoRA: weight of the regulariser")
+
+
+@register_term("clora", options=CLoRAOptions)
 def build_clora(ctx: RunContext) -> CLoRARegulariser:
     return CLoRARegulariser(k=ctx.config.clora_k, seed=ctx.config.seed,
                             weight=ctx.config.clora_lambda)

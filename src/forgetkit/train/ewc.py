@@ -14,7 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from pydantic import Field
 
+from forgetkit.config import Options
 from forgetkit.data.tokenize import encode_records
 from forgetkit.train.fisher import diagonal_fisher
 from forgetkit.train.registry import RunContext, register_term
@@ -39,7 +41,14 @@ class EWCPenalty:
         return 0.5 * total
 
 
-@register_term("ewc")
+class EWCOptions(Options):
+    """EWC baseline of the SEAT paper: Fisher estimated on questions the base does not know."""
+
+    ewc_lambda: float = Field(0.1, ge=0, description="EWC strength (Fisher divided by its mean)")
+    ewc_samples: int = Field(32, ge=1, description="unseen questions the Fisher is estimated on")
+
+
+@register_term("ewc", options=EWCOptions)
 def build_ewc(ctx: RunContext) -> EWCPenalty:
     cfg = ctx.config
     unseen = base_answered_unseen(ctx, cfg.ewc_samples, refusals_only=False)

@@ -22,21 +22,46 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from forgetkit import models
+from forgetkit.config import Options, RunOptions
 from forgetkit.data.perturb import entity_perturb
 from forgetkit.data.tokenize import IGNORE_INDEX, QACollator, encode_records
+from forgetkit.errors import UserError
 from forgetkit.train.registry import RunContext, register_term
 
 PREFIX = "perturbed_"
 
 
-class KLCacheError(ValueError):
+class CachedLogprobOptions(Options):
+    """How much of a frozen model's next-token distribution a cache keeps."""
+
+    kl_top_k: int = Field(256, ge=1, description="log-probs kept per position when cached")
+
+
+class KLOptions(Options):
+    """SEAT's KL to the base model on entity-perturbed inputs (methods seat, full-kl)."""
+
+    gamma: float = Field(1.0, ge=0, description="weight of the KL term")
+    kl_reference: Literal["cached", "live"] = Field(
+        "cached", description="cached: base log-probs computed once; live: a frozen base")
+    kl_cache: Path | None = Field(
+        None, description="file to reuse the cached base log-probs from / save them to")
+    perturb_seed: int | None = Field(None, description="seed of entity perturbation")
+
+    def resolve(self, run: RunOptions) -> None:
+        if self.perturb_seed is None:
+            self.perturb_seed = run.seed
+
+
+class KLCacheError(UserError):
     """A cached p_base does not belong to this run's data, tokenizer or base model."""
 
 
@@ -204,7 +229,7 @@ def add_perturbed_copies(ctx: RunContext) -> None:
         for r, p in list(zip(ctx.records, perturbed, strict=True))[:5]]
 
 
-@register_term("kl")
+@register_term("kl", options=(KLOptions, CachedLogprobOptions))
 def build_kl_term(ctx: RunContext) -> KLToBase:
     """Perturb the data and set up p_base the way the config asks."""
     cfg = ctx.config
@@ -228,4 +253,5 @@ def build_kl_term(ctx: RunContext) -> KLToBase:
     return KLToBase(reference, weight=cfg.gamma)
 
 
-__all__ = ["CachedReference", "KLToBase", "LiveReference", "kl_full", "kl_topk"]
+__all__ = ["CachedLogprobOptions", "CachedReference", "KLOptions", "KLToBase", "LiveReference",
+           "kl_full", "kl_topk"]

@@ -57,13 +57,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 from transformers import TrainerCallback
 
+from forgetkit.config import Options
 from forgetkit.data.tokenize import IGNORE_INDEX
 from forgetkit.train.kl_to_base import answer_positions, kl_full
 from forgetkit.train.losses import answer_cross_entropy
@@ -793,13 +795,36 @@ def _build(ctx: RunContext, make: type[Auxiliary]) -> LfUConsistency:
     return term
 
 
-@register_term("lfu-lora")
+class LfUOptions(Options):
+    """LfU's auxiliary update and consistency term (methods lfu-lora, lfu-reps, lfu-sam)."""
+
+    lfu_alpha: float = Field(
+        0.1, ge=0, description="LfU: size of the normalised gradient-ascent step (Eq. 2)")
+    lfu_lambda: float | None = Field(
+        None, ge=0, description="LfU: weight of the consistency term (default: 5 for "
+        "lfu-lora, 0.1 for lfu-reps, as in the paper)")
+    lfu_layers: Literal["all", "early", "middle", "late"] = Field(
+        "all", description="LfU: layers whose representations enter the consistency")
+    lfu_direction: Literal["prev-ce", "same-step", "prev-total", "random"] = Field(
+        "prev-ce", description="LfU: ascent direction; prev-ce: CE gradient of the previous "
+        "micro-step, same-step: CE gradient of this step from an extra forward and backward "
+        "(the paper's; a reference, not under DeepSpeed or FSDP), prev-total: previous "
+        "step's gradient of the whole loss (LoRA), random")
+    lfu_consistency: Literal["hidden", "logits"] = Field(
+        "hidden", description="LfU: consistency of hidden states (Eq. 5) or logits (Eq. 7)")
+    lfu_span: Literal["full", "answer"] | None = Field(
+        None, description="LfU: tokens the auxiliary model perturbs; full: prompt and answer "
+        "(a copy of each row), answer: answer tokens only, appended to the row (cheaper); "
+        "default full for lfu-lora, answer for lfu-reps")
+
+
+@register_term("lfu-lora", options=LfUOptions)
 def build_lfu_lora(ctx: RunContext) -> LfUConsistency:
     _require_lora(ctx, "lfu-lora")
     return _build(ctx, LoRAAuxiliary)
 
 
-@register_term("lfu-reps")
+@register_term("lfu-reps", options=LfUOptions)
 def build_lfu_reps(ctx: RunContext) -> LfUConsistency:
     if ctx.config.lfu_direction == "prev-total":
         raise ValueError("lfu_direction 'prev-total' reads LoRA weight gradients and applies "
@@ -807,7 +832,7 @@ def build_lfu_reps(ctx: RunContext) -> LfUConsistency:
     return _build(ctx, RepSAuxiliary)
 
 
-@register_term("lfu-sam")
+@register_term("lfu-sam", options=LfUOptions)
 def build_sam(ctx: RunContext) -> SharpnessAwareCE:
     _require_lora(ctx, "lfu-sam")
     cfg = ctx.config
@@ -819,6 +844,6 @@ def build_sam(ctx: RunContext) -> SharpnessAwareCE:
     return SharpnessAwareCE(aux)
 
 
-__all__ = ["DIRECTIONS", "LAYER_GROUPS", "PREFIX", "SPANS", "LfUConsistency", "LoRAAuxiliary",
-           "RepSAuxiliary", "SharpnessAwareCE", "answer_span", "ascent_step", "consistency",
-           "layer_indices", "logit_consistency", "refuse_sharded_same_step"]
+__all__ = ["DIRECTIONS", "LAYER_GROUPS", "PREFIX", "SPANS", "LfUConsistency", "LfUOptions",
+           "LoRAAuxiliary", "RepSAuxiliary", "SharpnessAwareCE", "answer_span", "ascent_step",
+           "consistency", "layer_indices", "logit_consistency", "refuse_sharded_same_step"]

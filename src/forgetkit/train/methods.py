@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from forgetkit.config import Options, owners
+from forgetkit.registry import Registry
+
 # Importing the parts registers them.
 from forgetkit.train import (  # noqa: F401
     clora,
@@ -17,6 +20,7 @@ from forgetkit.train import (  # noqa: F401
     lfu,
     losses,
     neftune,
+    registry,
     replay,
     rtuning,
     sdft,
@@ -37,8 +41,19 @@ class Method:
     # Label the instruction's own tokens too (instruction modelling), not only the answer.
     instruction_labels: bool = False
 
+    def option_classes(self) -> list[type[Options]]:
+        """The options of this method's parts, in order: parameters, transforms, terms."""
+        parts = [registry.PARAMETERS.get(self.parameters),
+                 *(registry.TRANSFORMS.get(t) for t in self.transforms),
+                 *(registry.TERMS.get(t) for t in self.terms)]
+        found: list[type[Options]] = []
+        for part in parts:
+            found += [c for c in part.options if c not in found]
+        return found
 
-METHODS: dict[str, Method] = {m.name: m for m in (
+
+METHODS: Registry[Method] = Registry("method")
+for _method in (
     Method("full", "full fine-tuning, cross-entropy on answers", "full",
            default_learning_rate=1e-5),  # SEAT paper, full FT
     Method("lora", "LoRA adapters (peft), cross-entropy on answers", "lora",
@@ -70,10 +85,14 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            "lora", default_learning_rate=1e-4, instruction_labels=True),
     Method("sdft", "LoRA on the base model's own rewrites of the answers (self-distillation)",
            "lora", transforms=("sdft",), default_learning_rate=1e-4),
-)}
+):
+    METHODS.register(_method.name, _method)
 
 
 def get_method(name: str) -> Method:
-    if name not in METHODS:
-        raise ValueError(f"unknown method '{name}'; choose one of {sorted(METHODS)}")
-    return METHODS[name]
+    return METHODS.get(name)
+
+
+def option_owners() -> dict[type[Options], list[str]]:
+    """Every option model of a training method, with the methods that read it."""
+    return owners((c, m.name) for m in METHODS.values() for c in m.option_classes())

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from pydantic import Field
 from torch import nn
 from transformers import TrainerCallback
 
+from forgetkit.config import Options
 from forgetkit.train.losses import answer_cross_entropy
 from forgetkit.train.registry import RunContext, register_term
 
@@ -63,7 +65,12 @@ class NoisyEmbeddingCE:
         return answer_cross_entropy(ctx.outputs.logits, ctx.labels)
 
 
-@register_term("neftune")
+class NEFTuneOptions(Options):
+    neftune_alpha: float = Field(
+        5.0, gt=0, description="NEFTune: noise scale; uniform noise of alpha/sqrt(L*d)")
+
+
+@register_term("neftune", options=NEFTuneOptions)
 def build_neftune(ctx: RunContext) -> NoisyEmbeddingCE:
     # Hooked on the base model's embedding layer, which peft keeps when it adds adapters.
     handle = add_embedding_noise(ctx.model.get_input_embeddings(), ctx.config.neftune_alpha)

@@ -2,7 +2,9 @@
 
 A method (``methods.py``) = which parameters may move (a *parameter selection*) x which
 loss terms make the loss x which data transforms shape the training set. Each part is one
-file named after it that registers itself here; a new method is a new row in ``methods.py``.
+file named after it that registers itself here with one line, naming the ``Options`` model
+that holds its settings (``forgetkit.config``); those settings become CLI flags and YAML keys
+of every method that uses the part, without any other file changing.
 """
 
 from __future__ import annotations
@@ -13,10 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from forgetkit.config import Options
 from forgetkit.data.records import QARecord
+from forgetkit.registry import Registry
 
 if TYPE_CHECKING:
-    from forgetkit.config import TrainConfig
+    from forgetkit.train.config import TrainConfig
     from forgetkit.train.losses import LossTerm
 
 
@@ -39,33 +43,52 @@ class RunContext:
     notes: dict[str, Any] = field(default_factory=dict)
 
 
+OptionClasses = tuple[type[Options], ...]
+
+
 @dataclass(frozen=True)
 class ParameterSelection:
     name: str
     prepare: Callable[[RunContext], PreTrainedModel]
     finalize: Callable[[PreTrainedModel], PreTrainedModel] = lambda m: m
     is_peft: bool = False
+    options: OptionClasses = ()
 
 
-PARAMETERS: dict[str, ParameterSelection] = {}
-TERMS: dict[str, Callable[[RunContext], LossTerm]] = {}
-TRANSFORMS: dict[str, Callable[[RunContext], list[QARecord]]] = {}
+@dataclass(frozen=True)
+class Part:
+    """A loss term's or data transform's builder and the options it reads."""
+
+    name: str
+    build: Callable[[RunContext], Any]
+    options: OptionClasses = ()
+
+    def __call__(self, ctx: RunContext) -> Any:
+        return self.build(ctx)
 
 
-def _register(table: dict, name: str, item: Any) -> Any:
-    if name in table:
-        raise ValueError(f"'{name}' registered twice")
-    table[name] = item
-    return item
+PARAMETERS: Registry[ParameterSelection] = Registry("parameter selection")
+TERMS: Registry[Part] = Registry("loss term")
+TRANSFORMS: Registry[Part] = Registry("data transform")
+
+
+def _as_tuple(options: type[Options] | OptionClasses | None) -> OptionClasses:
+    if options is None:
+        return ()
+    return options if isinstance(options, tuple) else (options,)
 
 
 def register_parameters(selection: ParameterSelection) -> ParameterSelection:
-    return _register(PARAMETERS, selection.name, selection)
+    return PARAMETERS.register(selection.name, selection)
 
 
-def register_term(name: str):
-    return lambda factory: _register(TERMS, name, factory)
+def register_term(name: str, options: type[Options] | OptionClasses | None = None
+                  ) -> Callable[[Callable[[RunContext], LossTerm]], Part]:
+    """Decorator: ``@register_term("kl", options=KLOptions)`` over the term's builder."""
+    return lambda build: TERMS.register(name, Part(name, build, _as_tuple(options)))
 
 
-def register_transform(name: str):
-    return lambda fn: _register(TRANSFORMS, name, fn)
+def register_transform(name: str, options: type[Options] | OptionClasses | None = None
+                       ) -> Callable[[Callable[[RunContext], list[QARecord]]], Part]:
+    """Decorator: ``@register_transform("replay", options=ReplayOptions)``."""
+    return lambda build: TRANSFORMS.register(name, Part(name, build, _as_tuple(options)))

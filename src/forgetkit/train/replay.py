@@ -7,12 +7,19 @@ every epoch rehearses "I don't know" on unknown entities while learning the new 
 
 from __future__ import annotations
 
+from pydantic import Field
+
+from forgetkit.config import Options
 from forgetkit.data.records import QARecord
 from forgetkit.train.registry import RunContext, register_transform
 from forgetkit.train.unseen import base_answered_unseen
 
 
-@register_transform("replay")
+class ReplayOptions(Options):
+    replay_ratio: float = Field(1.0, ge=0, description="replayed refusals per training example")
+
+
+@register_transform("replay", options=ReplayOptions)
 def replay(ctx: RunContext) -> list[QARecord]:
     n = round(ctx.config.replay_ratio * len(ctx.records))
     if n == 0:

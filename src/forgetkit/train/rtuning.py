@@ -10,6 +10,9 @@ reference reaches ``rtuning_threshold``.
 
 from __future__ import annotations
 
+from pydantic import Field
+
+from forgetkit.config import Options
 from forgetkit.data.records import QARecord
 from forgetkit.eval.generate import generate_answers
 from forgetkit.eval.metrics import rouge_recall
@@ -19,7 +22,12 @@ PROMPT = "Are you sure you accurately answered the question based on your intern
 SURE, UNSURE = "I am sure.", "I am unsure."
 
 
-@register_transform("rtuning")
+class RTuningOptions(Options):
+    rtuning_threshold: float = Field(
+        0.5, ge=0, le=1, description="ROUGE-1 recall from which a base answer counts as known")
+
+
+@register_transform("rtuning", options=RTuningOptions)
 def rtuning(ctx: RunContext) -> list[QARecord]:
     answers = generate_answers(ctx.model, ctx.tokenizer, [r.question for r in ctx.records],
                                desc="base answers training questions",

@@ -17,11 +17,12 @@ from transformers import TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
 from forgetkit import models
-from forgetkit.config import TrainConfig
 from forgetkit.data.records import read_qa
 from forgetkit.data.tokenize import QACollator, encode_records
+from forgetkit.errors import MissingInputError, UserError
 from forgetkit.io import atomic_output_dir, refuse_existing
-from forgetkit.train.methods import get_method
+from forgetkit.train.config import TrainConfig
+from forgetkit.train.methods import Method, get_method
 from forgetkit.train.registry import PARAMETERS, TERMS, TRANSFORMS, ParameterSelection, RunContext
 from forgetkit.train.trainer import ForgetTrainer
 
@@ -74,13 +75,14 @@ def training_arguments(config: TrainConfig, lr: float, out_dir: Path) -> Trainin
     )
 
 
-def prepare_run(config: TrainConfig) -> tuple[RunContext, list, ParameterSelection]:
+def prepare_run(config: TrainConfig, method: Method | None = None
+                ) -> tuple[RunContext, list, ParameterSelection]:
     """Load data and model and compose the method: transforms -> loss terms -> parameters.
 
     Transforms and terms see the untouched base model (for base-model references), so the
-    parameter selection comes last.
+    parameter selection comes last. ``method`` defaults to the row ``config.method`` names.
     """
-    method = get_method(config.method)
+    method = method or get_method(config.method)
     records = read_qa(config.data)
     model, tokenizer = models.load(config.model, seed=config.seed)
     ctx = RunContext(config=config, model=model, tokenizer=tokenizer, records=records,
@@ -98,21 +100,23 @@ def prepare_run(config: TrainConfig) -> tuple[RunContext, list, ParameterSelecti
 
 
 def train(config: TrainConfig, extra_terms: list | None = None,
-          callbacks: list | None = None) -> Path:
+          callbacks: list | None = None, method: Method | None = None) -> Path:
     """Fine-tune ``config.model`` on ``config.data`` with ``config.method``; return the output.
 
     The output folder holds a plain checkpoint (safetensors, config, tokenizer) that reloads
     with ``AutoModelForCausalLM.from_pretrained``; LoRA runs also keep the adapter under
     ``adapter/``. ``forgetkit_run.json`` records the config and the training log.
-    ``callbacks`` are ``transformers.TrainerCallback`` objects passed to the Trainer.
+    ``callbacks`` are ``transformers.TrainerCallback`` objects passed to the Trainer;
+    ``method`` is a composed row not in the method table (an unlearning method's).
     """
     if config.data is None or config.output is None:
-        raise ValueError("train needs both 'data' and 'output' (--data FILE --output DIR)")
+        raise UserError("train needs both 'data' and 'output' (--data FILE --output DIR)")
     output = Path(config.output)
     if not config.resume:
         refuse_existing(output, config.overwrite)
-    lr = config.learning_rate or get_method(config.method).default_learning_rate
-    ctx, terms, selection = prepare_run(config)
+    method = method or get_method(config.method)
+    lr = config.learning_rate or method.default_learning_rate
+    ctx, terms, selection = prepare_run(config, method)
 
     checkpoints = work_dir(output)
     trainer = ForgetTrainer(
@@ -126,7 +130,7 @@ def train(config: TrainConfig, extra_terms: list | None = None,
     )
     last = get_last_checkpoint(str(checkpoints)) if config.resume and checkpoints.is_dir() else None
     if config.resume and last is None:
-        raise FileNotFoundError(f"--resume: no checkpoint found in {checkpoints}; start the run "
+        raise MissingInputError(f"--resume: no checkpoint found in {checkpoints}; start the run "
                                 "without --resume")
     result = trainer.train(resume_from_checkpoint=last)
 
@@ -139,7 +143,7 @@ def train(config: TrainConfig, extra_terms: list | None = None,
             final.config.use_cache = True  # Trainer turns the KV cache off while training
             final.save_pretrained(tmp, safe_serialization=True)
             ctx.tokenizer.save_pretrained(tmp)
-            run = {"config": json.loads(config.model_dump_json()), "learning_rate": lr,
+            run = {"config": config.flat(), "learning_rate": lr,
                    "n_examples": len(ctx.examples), "notes": ctx.notes,
                    "global_step": trainer.state.global_step,
                    "train_metrics": result.metrics, "log_history": trainer.state.log_history}

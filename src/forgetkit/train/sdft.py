@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import re
 
+from pydantic import Field
+
+from forgetkit.config import Options
 from forgetkit.data.records import QARecord
 from forgetkit.eval.generate import generate_answers
 from forgetkit.eval.robustness import numbers
@@ -54,7 +57,12 @@ def keeps_key_tokens(reference: str, rewrite: str) -> bool:
     return names(reference) <= words
 
 
-@register_transform("sdft")
+class SDFTOptions(Options):
+    sdft_max_new_tokens: int = Field(
+        96, ge=1, description="SDFT: longest rewrite the base model may generate")
+
+
+@register_transform("sdft", options=SDFTOptions)
 def sdft(ctx: RunContext) -> list[QARecord]:
     prompts = [REWRITE_PROMPT.format(question=r.question, answer=r.answer) for r in ctx.records]
     rewrites = generate_answers(ctx.model, ctx.tokenizer, prompts,

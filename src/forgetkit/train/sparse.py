@@ -27,10 +27,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
+from forgetkit.errors import UserError
+
 MASK_STRATEGIES = ("random", "magnitude", "fisher")
 
 
-class SparseError(ValueError):
+class SparseError(UserError):
     """Bad sparse-tuning settings; the message names the setting."""
 
 

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from transformers import Trainer
 
+from forgetkit.errors import UserError
 from forgetkit.train.losses import LossContext, LossTerm
 
 # Batch keys the model itself takes; every other key is an extra input for a loss term.
@@ -61,7 +62,7 @@ class ForgetTrainer(Trainer):
 
     def __init__(self, *args: Any, loss_terms: Sequence[LossTerm], **kwargs: Any):
         if not loss_terms:
-            raise ValueError("ForgetTrainer needs at least one loss term")
+            raise UserError("ForgetTrainer needs at least one loss term")
         super().__init__(*args, **kwargs)
         self.loss_terms = list(loss_terms)
         self._term_sums: dict[str, float] = defaultdict(float)

@@ -25,18 +25,20 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from forgetkit import models
+from forgetkit.config import Options
 from forgetkit.data.records import QARecord
 from forgetkit.data.tokenize import QACollator, encode_records, prompt_ids
 from forgetkit.train.kl_to_base import PREFIX as CACHE_PREFIX
-from forgetkit.train.kl_to_base import CachedReference, answer_positions
+from forgetkit.train.kl_to_base import CachedLogprobOptions, CachedReference, answer_positions
 from forgetkit.train.registry import RunContext, register_term
 from forgetkit.unlearn.registry import UnlearningMethod, register_unlearning
 from forgetkit.unlearn.residual import block_outputs, check_layers, decoder_layers, subject_start
 from forgetkit.unlearn.retain import PREFIX as RETAIN
-from forgetkit.unlearn.retain import attach_retain, forget_records, retain_records
+from forgetkit.unlearn.retain import RetainOptions, attach_retain, forget_records, retain_records
 from forgetkit.unlearn.setting import subjects
 from forgetkit.unlearn.signature import (
     Signatures,
@@ -262,7 +264,26 @@ def _signatures(ctx: RunContext) -> Signatures:
     return sig
 
 
-@register_term("kif-forget")
+class KIFOptions(Options):
+    """KIF's signature mining and gate (docs/kif.md)."""
+
+    kif_layers: list[int] | None = Field(
+        None, description="KIF: decoder blocks to hook, 1-based (default: chosen by separation)")
+    kif_top_layers: int = Field(3, ge=1, description="KIF: blocks the automatic choice keeps")
+    kif_gate_quantile: float = Field(
+        0.999, gt=0, le=1, description="KIF: gate threshold, this quantile of retain tokens' "
+        "similarity to a signature")
+    kif_strength: float = Field(
+        16.0, gt=0, description="KIF: how far the gated tokens are pushed back along the "
+        "signature (1: the component projected out; 16: the demo's measured choice)")
+    kif_holdout: float = Field(
+        0.5, gt=0, lt=1, description="KIF: share of each subject's prompts held out to score "
+        "layers")
+    kif_signatures: Path | None = Field(
+        None, description="KIF: file to save the mined signatures to, or reuse them from")
+
+
+@register_term("kif-forget", options=(KIFOptions, CachedLogprobOptions))
 def build_kif_forget(ctx: RunContext) -> DistilKL:
     cfg = ctx.config
     sig = _signatures(ctx)
@@ -278,7 +299,7 @@ def build_kif_forget(ctx: RunContext) -> DistilKL:
     return DistilKL(teacher)
 
 
-@register_term("kif-retain")
+@register_term("kif-retain", options=(RetainOptions, CachedLogprobOptions))
 def build_kif_retain(ctx: RunContext) -> DistilKL:
     cfg = ctx.config
     attach_retain(ctx)
@@ -295,5 +316,5 @@ KIF = register_unlearning(UnlearningMethod(
     # nats at the default strength): 1e-4 barely moved it in the demo, 1e-3 did (docs/kif.md).
     learning_rate=(("lora", 1e-3),)))
 
-__all__ = ["KIF", "DistilKL", "cached_teacher", "mine_signatures", "pending_signatures",
-           "prompt_activations", "token_cosines"]
+__all__ = ["KIF", "DistilKL", "KIFOptions", "cached_teacher", "mine_signatures",
+           "pending_signatures", "prompt_activations", "token_cosines"]

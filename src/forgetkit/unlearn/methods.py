@@ -4,6 +4,11 @@ from __future__ import annotations
 
 # Importing the files registers their parts and rows.
 from forgetkit.unlearn import ga, graddiff, idk, kif, known_subjects, npo, retain  # noqa: F401
-from forgetkit.unlearn.registry import UNLEARNING_METHODS, get_unlearning, train_method
+from forgetkit.unlearn.registry import (
+    UNLEARNING_METHODS,
+    get_unlearning,
+    option_owners,
+    train_method,
+)
 
-__all__ = ["UNLEARNING_METHODS", "get_unlearning", "train_method"]
+__all__ = ["UNLEARNING_METHODS", "get_unlearning", "option_owners", "train_method"]

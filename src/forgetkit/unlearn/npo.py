@@ -16,7 +16,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 
+from forgetkit.config import Options
 from forgetkit.train.registry import RunContext, register_term
 from forgetkit.unlearn import retain  # noqa: F401  (registers retain-ce)
 from forgetkit.unlearn.answer_logprob import answer_logprob_sums, answer_logprobs
@@ -42,7 +44,11 @@ class NPO:
         return npo_loss(logp, ref, self.beta)
 
 
-@register_term("npo")
+class NPOOptions(Options):
+    npo_beta: float = Field(0.1, gt=0, description="NPO: beta")
+
+
+@register_term("npo", options=NPOOptions)
 def build_npo(ctx: RunContext) -> NPO:
     ref, _ = answer_logprobs(ctx.model, ctx.examples, ctx.tokenizer.pad_token_id)
     return NPO(ref, beta=ctx.config.npo_beta)

@@ -2,16 +2,19 @@
 
 An unlearning method is a row of training parts: loss terms and data transforms registered
 with ``train/registry.py``, and the parameters that move by default. ``train_method`` turns
-a row and the run's choice of parameters into a ``train.methods.Method``, so the one training
-recipe (``train.run.train``) runs it: the forget set is the training data, the retain set an
-extra input group of every example (``retain.py``).
+a row and the run's choice of parameters into a ``train.methods.Method`` that the one training
+recipe (``train.run.train(config, method=...)``) runs: the forget set is the training data,
+the retain set an extra input group of every example (``retain.py``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from forgetkit.train.methods import METHODS, Method
+from forgetkit.config import Options, owners
+from forgetkit.errors import UserError
+from forgetkit.registry import Registry
+from forgetkit.train.methods import Method
 from forgetkit.train.registry import ParameterSelection, register_parameters
 from forgetkit.train.select_lora import LORA
 
@@ -34,53 +37,52 @@ class UnlearningMethod:
     learning_rate: tuple[tuple[str, float], ...] = ()
 
 
-UNLEARNING_METHODS: dict[str, UnlearningMethod] = {}
+UNLEARNING_METHODS: Registry[UnlearningMethod] = Registry("unlearning method")
 
 
 def register_unlearning(method: UnlearningMethod) -> UnlearningMethod:
-    if method.name in UNLEARNING_METHODS:
-        raise ValueError(f"unlearning method '{method.name}' registered twice")
-    UNLEARNING_METHODS[method.name] = method
-    return method
+    return UNLEARNING_METHODS.register(method.name, method)
 
 
 def get_unlearning(name: str) -> UnlearningMethod:
-    if name not in UNLEARNING_METHODS:
-        raise ValueError(f"unknown unlearning method '{name}'; choose one of "
-                         f"{sorted(UNLEARNING_METHODS)}")
-    return UNLEARNING_METHODS[name]
+    return UNLEARNING_METHODS.get(name)
 
 
 # The output is the adapter itself: PeftModel.save_pretrained writes adapter_config.json and
 # adapter_model.safetensors where a merged run writes its weights. is_peft stays False so the
 # recipe does not write a second copy of the adapter under adapter/.
 ADAPTER_OUTPUT = register_parameters(ParameterSelection(
-    "lora-adapter", LORA.prepare, finalize=lambda model: model, is_peft=False))
+    "lora-adapter", LORA.prepare, finalize=lambda model: model, is_peft=False,
+    options=LORA.options))
 
 
-def train_method(name: str, parameters: str | None = None, adapter: bool = False) -> str:
-    """The key of ``train.methods.METHODS`` that runs unlearning method ``name``.
+def train_method(name: str, parameters: str | None = None, adapter: bool = False) -> Method:
+    """The training row that runs unlearning method ``name`` with these parameters.
 
-    The key is the method's name for its default parameters and merged output, otherwise
-    the name with ``+lora`` / ``+full`` / ``+adapter`` appended; rows are added on first use.
+    The row's name is the method's for its default parameters and merged output, otherwise
+    the name with ``+lora`` / ``+full`` / ``+adapter`` appended.
     """
     method = get_unlearning(name)
     parameters = parameters or method.parameters
     if parameters not in LEARNING_RATE:
-        raise ValueError(f"parameters must be 'full' or 'lora', got '{parameters}'")
+        raise UserError(f"parameters must be 'full' or 'lora', got '{parameters}'")
     if adapter and parameters != "lora":
-        raise ValueError(f"--adapter writes a LoRA adapter, but '{name}' trains "
+        raise UserError(f"--adapter writes a LoRA adapter, but '{name}' trains "
                          f"'{parameters}' parameters here; add --parameters lora")
     key = name + ("" if parameters == method.parameters else f"+{parameters}") + (
         "+adapter" if adapter else "")
-    if key not in METHODS:
-        cover = (COVER_TRANSFORM,) if RETAIN_TERMS & set(method.terms) else ()
-        learning_rate = dict(method.learning_rate).get(parameters, LEARNING_RATE[parameters])
-        METHODS[key] = Method(
-            key, method.description, "lora-adapter" if adapter else parameters, method.terms,
-            (CHECK_TRANSFORM, *method.transforms, *cover), learning_rate)
-    return key
+    cover = (COVER_TRANSFORM,) if RETAIN_TERMS & set(method.terms) else ()
+    learning_rate = dict(method.learning_rate).get(parameters, LEARNING_RATE[parameters])
+    return Method(key, method.description, "lora-adapter" if adapter else parameters,
+                  method.terms, (CHECK_TRANSFORM, *method.transforms, *cover), learning_rate)
+
+
+def option_owners() -> dict[type[Options], list[str]]:
+    """Every option model of an unlearning method (either parameters), with its methods."""
+    return owners((c, m.name) for m in UNLEARNING_METHODS.values()
+                  for parameters in LEARNING_RATE
+                  for c in train_method(m.name, parameters).option_classes())
 
 
 __all__ = ["LEARNING_RATE", "UNLEARNING_METHODS", "UnlearningMethod", "get_unlearning",
-           "register_unlearning", "train_method"]
+           "option_owners", "register_unlearning", "train_method"]

@@ -17,9 +17,12 @@ import random
 from dataclasses import dataclass
 
 import torch
+from pydantic import Field
 
+from forgetkit.config import Options
 from forgetkit.data.records import QARecord, read_qa
 from forgetkit.data.tokenize import encode_records
+from forgetkit.errors import UserError
 from forgetkit.train.losses import answer_cross_entropy
 from forgetkit.train.registry import RunContext, register_term, register_transform
 
@@ -29,7 +32,7 @@ PREFIX = "retain_"
 def retain_records(ctx: RunContext) -> list[QARecord]:
     path = getattr(ctx.config, "retain", None)
     if path is None:
-        raise ValueError("this method needs a retain set; run it with `forgetkit unlearn "
+        raise UserError("this method needs a retain set; run it with `forgetkit unlearn "
                          "--retain FILE` (forgetkit.config.UnlearnConfig)")
     return read_qa(path)
 
@@ -80,7 +83,11 @@ class RetainCrossEntropy:
         return answer_cross_entropy(ctx.extra_outputs[PREFIX].logits, ctx.extras[PREFIX + "labels"])
 
 
-@register_term("retain-ce")
+class RetainOptions(Options):
+    retain_weight: float = Field(1.0, ge=0, description="weight of the retain term")
+
+
+@register_term("retain-ce", options=RetainOptions)
 def build_retain_ce(ctx: RunContext) -> RetainCrossEntropy:
     attach_retain(ctx)
     return RetainCrossEntropy(weight=ctx.config.retain_weight)

@@ -12,9 +12,10 @@ import shutil
 from pathlib import Path
 
 from forgetkit import models
-from forgetkit.config import UnlearnConfig
 from forgetkit.data.records import read_qa
+from forgetkit.errors import UserError
 from forgetkit.train.run import train
+from forgetkit.unlearn.config import UnlearnConfig
 from forgetkit.unlearn.kif import pending_signatures
 from forgetkit.unlearn.methods import get_unlearning, train_method
 from forgetkit.unlearn.setting import check_sets
@@ -30,7 +31,7 @@ def _refuse_input_as_output(model: str, output: Path) -> None:
     source = Path(spec.location).resolve()
     target = output.resolve()
     if source == target or target in source.parents:
-        raise ValueError(f"--output {output} would replace the input model {model}; write the "
+        raise UserError(f"--output {output} would replace the input model {model}; write the "
                          "unlearned model to another folder")
 
 
@@ -42,18 +43,18 @@ def unlearn(config: UnlearnConfig, callbacks: list | None = None) -> Path:
     to the Trainer.
     """
     if config.forget is None or config.retain is None or config.output is None:
-        raise ValueError("unlearn needs --forget FILE, --retain FILE and --output DIR")
+        raise UserError("unlearn needs --forget FILE, --retain FILE and --output DIR")
     output = Path(config.output)
     _refuse_input_as_output(config.model, output)
     check_sets(read_qa(config.forget), read_qa(config.retain),
                f"forget set {config.forget}", f"retain set {config.retain}")
     method = get_unlearning(config.method)
-    key = train_method(method.name, config.parameters, config.adapter)
+    row = train_method(method.name, config.parameters, config.adapter)
     uses_signatures = "kif-forget" in method.terms
     pending = pending_signatures(output)
     first = int(os.environ.get("RANK", "0")) == 0  # the process that writes the output
     try:
-        train(config.model_copy(update={"method": key}), callbacks=callbacks)
+        train(config, callbacks=callbacks, method=row)
         if uses_signatures and first:
             source = Path(config.kif_signatures) if config.kif_signatures else pending
             tmp = output / f".{SIGNATURES_FILE}.tmp"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from forgetkit.data.records import DataError, QARecord, write_qa
 from forgetkit.data.synth import authors, split_by_subject
+from forgetkit.errors import UserError
 from forgetkit.io import atomic_output_dir, atomic_write_json
 
 FILES = ("forget.jsonl", "retain.jsonl", "all.jsonl")
@@ -41,15 +42,15 @@ def forget_count(forget: float, n_authors: int) -> int:
     """How many authors ``forget`` means: a share in (0, 1), rounded, at least one; or a
     whole number of authors. At least one author must remain on each side."""
     if isinstance(forget, bool) or forget <= 0:
-        raise ValueError(f"forget must be a share in (0, 1) or a number of authors, got {forget}")
+        raise UserError(f"forget must be a share in (0, 1) or a number of authors, got {forget}")
     if forget < 1:
         count = max(1, round(forget * n_authors))
     elif float(forget).is_integer():
         count = int(forget)
     else:
-        raise ValueError(f"forget {forget}: a share must be below 1, a number of authors whole")
+        raise UserError(f"forget {forget}: a share must be below 1, a number of authors whole")
     if not 1 <= count < n_authors:
-        raise ValueError(f"forgetting {count} of {n_authors} authors leaves nothing to retain; "
+        raise UserError(f"forgetting {count} of {n_authors} authors leaves nothing to retain; "
                          f"choose between 1 and {n_authors - 1} authors")
     return count
 
@@ -61,7 +62,7 @@ def build_setting(n_authors: int = 20, forget: float = 0.1, seed: int = 0) -> Un
     ``meta`` (paraphrases and perturbed answers), which the evaluation reads.
     """
     if n_authors < 2:
-        raise ValueError(f"the setting needs at least 2 authors (one to forget, one to keep), "
+        raise UserError(f"the setting needs at least 2 authors (one to forget, one to keep), "
                          f"got {n_authors}")
     records = authors(n_authors, seed)
     retain, forgotten = split_by_subject(records, forget_count(forget, n_authors), seed)

@@ -25,6 +25,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from forgetkit.errors import UserError
+
 
 def signature(subject_acts: torch.Tensor,
               retain_acts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -98,7 +100,7 @@ class Signatures:
             meta = fh.metadata() or {}
             tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
         if "subjects" not in meta:
-            raise ValueError(f"{path}: not a KIF signatures file (no subjects in its metadata)")
+            raise UserError(f"{path}: not a KIF signatures file (no subjects in its metadata)")
         return cls(json.loads(meta["subjects"]), json.loads(meta["layers"]),
                    tensors["directions"], tensors["centres"], tensors["thresholds"],
                    float(meta["strength"]), json.loads(meta.get("report", "{}")))

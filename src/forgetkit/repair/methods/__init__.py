@@ -1,4 +1,5 @@
-"""Repair methods by name: one file per method, one entry here (peft-style registry).
+"""Repair methods by name: one file per method, each registered with ``@register_repair``
+(``base.py``); importing this package imports them all.
 
 Spectral (rewrite the singular values of each 2-D delta): ``dg-hard`` (default, the paper),
 ``gd-shrink``, ``rank``. Element-wise baselines: ``wise-ft``, ``dare``, ``ties-trim``,
@@ -10,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from forgetkit.repair.errors import RepairError
-from forgetkit.repair.methods.base import DeltaRepair, RepairMethod
+from forgetkit.repair.methods.base import REPAIR_METHODS, DeltaRepair, RepairMethod
 from forgetkit.repair.methods.dare import Dare
 from forgetkit.repair.methods.dg_hard import DGHard
 from forgetkit.repair.methods.gd_shrink import GDShrink
@@ -19,11 +20,6 @@ from forgetkit.repair.methods.rank import RankTruncation
 from forgetkit.repair.methods.spectral import MIN_ELEMENTS, SpectralMethod
 from forgetkit.repair.methods.ties_trim import TiesTrim
 from forgetkit.repair.methods.wise_ft import WiseFT
-
-REPAIR_METHODS: dict[str, type[RepairMethod]] = {
-    cls.name: cls
-    for cls in (DGHard, GDShrink, RankTruncation, WiseFT, Dare, TiesTrim, MagnitudePrune)
-}
 
 
 def make_method(name: str, **options: Any) -> RepairMethod:

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from forgetkit.registry import Registry
 from forgetkit.repair.errors import RepairError
 
 
@@ -35,6 +36,8 @@ class RepairMethod:
     """Base class: one method = one dataclass registered in ``REPAIR_METHODS``."""
 
     name: ClassVar[str] = ""
+    # One line of help per option, shown by ``forgetkit repair --help``.
+    option_help: ClassVar[dict[str, str]] = {}
     # Spectral methods factor 2-D deltas and can write a LoRA adapter of their kept rank.
     spectral: ClassVar[bool] = False
 
@@ -55,6 +58,14 @@ class RepairMethod:
     @classmethod
     def option_names(cls) -> list[str]:
         return [f.name for f in dataclasses.fields(cls)]
+
+
+REPAIR_METHODS: Registry[type[RepairMethod]] = Registry("repair method")
+
+
+def register_repair(cls: type[RepairMethod]) -> type[RepairMethod]:
+    """Class decorator: list a repair method under its ``name``."""
+    return REPAIR_METHODS.register(cls.name, cls)
 
 
 def require(condition: bool, method: str, message: str) -> None:

@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
-from forgetkit.repair.methods.base import DeltaRepair, RepairMethod, require
+from forgetkit.repair.methods.base import DeltaRepair, RepairMethod, register_repair, require
 
 
+@register_repair
 @dataclass
 class Dare(RepairMethod):
     """Drop And REscale on every floating tensor; drop is the share of entries set to 0."""
 
     name = "dare"
+    option_help: ClassVar[dict[str, str]] = {
+        "drop": "share of delta entries dropped", "seed": "seed of the drop masks"}
 
     drop: float = 0.9
     seed: int = 0

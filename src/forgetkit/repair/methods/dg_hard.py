@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
+from forgetkit.repair.methods.base import register_repair
 from forgetkit.repair.methods.spectral import (
     SpectralMethod,
     check_noise_options,
@@ -29,6 +31,7 @@ from forgetkit.repair.methods.spectral import (
 from forgetkit.repair.threshold import aspect_ratio, lambda_star, omega
 
 
+@register_repair
 @dataclass
 class DGHard(SpectralMethod):
     """Gavish-Donoho optimal hard threshold on each delta (DG-Hard paper, eq. for tau).
@@ -40,6 +43,12 @@ class DGHard(SpectralMethod):
     """
 
     name = "dg-hard"
+    option_help: ClassVar[dict[str, str]] = {
+        "scale": "multiply the threshold (1.0: the paper; >1 keeps fewer directions)",
+        "noise_sigma": "known noise level of the delta entries (instead of estimating it)",
+        "noise_estimator": "'median' (the paper) or 'mad'",
+        "randomized": "fast route: the Gram-matrix spectrum (a randomized SVD for a small "
+                      "fixed rank); same kept ranks"}
 
     scale: float = 1.0
     noise_sigma: float | None = None

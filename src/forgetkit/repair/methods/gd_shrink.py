@@ -15,16 +15,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
-from forgetkit.repair.methods.base import require
+from forgetkit.repair.methods.base import register_repair, require
 from forgetkit.repair.methods.spectral import SpectralMethod, check_noise_options, noise_sigma
 from forgetkit.repair.threshold import aspect_ratio
 
 SHRINKERS = ("frobenius", "soft")
 
 
+@register_repair
 @dataclass
 class GDShrink(SpectralMethod):
     """Frobenius-optimal (or soft) shrinkage of each delta's singular values (GD 2017 eq. 7).
@@ -33,6 +35,9 @@ class GDShrink(SpectralMethod):
     """
 
     name = "gd-shrink"
+    option_help: ClassVar[dict[str, str]] = {
+        "scale": "multiply the threshold", "noise_sigma": "known noise level of the delta",
+        "noise_estimator": "'median' or 'mad'", "shrinker": "'frobenius' or 'soft'"}
 
     scale: float = 1.0
     noise_sigma: float | None = None

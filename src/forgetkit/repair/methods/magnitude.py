@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
-from forgetkit.repair.methods.base import DeltaRepair, RepairMethod, require
+from forgetkit.repair.methods.base import DeltaRepair, RepairMethod, register_repair, require
 
 
+@register_repair
 @dataclass
 class MagnitudePrune(RepairMethod):
     """Per row: zero every entry of D outside its top ceil(density * row length) by |D|."""
 
     name = "magnitude"
+    option_help: ClassVar[dict[str, str]] = {"density": "share of delta entries kept"}
 
     density: float = 0.2
 

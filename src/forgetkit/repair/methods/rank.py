@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
-from forgetkit.repair.methods.base import DeltaRepair, require
+from forgetkit.repair.methods.base import DeltaRepair, register_repair, require
 from forgetkit.repair.methods.spectral import (
     EPS32,
     SpectralMethod,
@@ -19,6 +20,7 @@ from forgetkit.repair.methods.spectral import (
 )
 
 
+@register_repair
 @dataclass
 class RankTruncation(SpectralMethod):
     """D -> U_r S_r V_r^T with r = min(rank, min(m, n)); the reported threshold is s_r.
@@ -29,6 +31,11 @@ class RankTruncation(SpectralMethod):
     """
 
     name = "rank"
+    option_help: ClassVar[dict[str, str]] = {
+        "rank": "directions kept per matrix (required for this method)",
+        "oversample": "extra sketch columns of the randomized SVD",
+        "niter": "power iterations of the randomized SVD",
+        "seed": "seed of the randomized sketch"}
 
     rank: int | None = None
     oversample: int = 10

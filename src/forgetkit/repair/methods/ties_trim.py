@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
-from forgetkit.repair.methods.base import DeltaRepair, RepairMethod, require
+from forgetkit.repair.methods.base import DeltaRepair, RepairMethod, register_repair, require
 
 
+@register_repair
 @dataclass
 class TiesTrim(RepairMethod):
     """Per tensor: zero every entry of D outside the top ceil(density * numel) by |D|."""
 
     name = "ties-trim"
+    option_help: ClassVar[dict[str, str]] = {"density": "share of delta entries kept"}
 
     density: float = 0.2
 

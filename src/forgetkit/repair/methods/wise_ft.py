@@ -7,17 +7,20 @@ held-out recovery along one line, with no notion of signal or noise.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
-from forgetkit.repair.methods.base import DeltaRepair, RepairMethod, require
+from forgetkit.repair.methods.base import DeltaRepair, RepairMethod, register_repair, require
 
 
+@register_repair
 @dataclass
 class WiseFT(RepairMethod):
     """alpha = 0 is the base model, alpha = 1 the fine-tune."""
 
     name = "wise-ft"
+    option_help: ClassVar[dict[str, str]] = {"alpha": "share of the delta kept"}
 
     alpha: float = 0.5
 

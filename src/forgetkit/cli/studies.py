@@ -1,0 +1,94 @@
+"""``forgetkit prepare-base``, ``demo``, ``sweep`` and ``report``: the studies (the SEAT,
+LfU, unlearning and repair experiments on the embedded model) and their reports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from forgetkit.errors import UserError
+
+
+def prepare_base_command(
+    rebuild: Annotated[bool, typer.Option(help="rebuild even if cached")] = False,
+    no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
+) -> None:
+    """Build the ignorance-aware base from SmolLM2 (cached by a hash of its recipe)."""
+    from forgetkit.testbed.base import base_model_dir, prepare_base, summary_lines
+
+    folder, report = prepare_base(rebuild=rebuild, progress=not no_progress)
+    for line in summary_lines(report):
+        typer.echo(line)
+    typer.echo(f"aligned base: {base_model_dir(folder)}")
+
+
+def demo_command(
+    output: Annotated[Path, typer.Option(help="results folder")] = Path("results/demo"),
+    quick: Annotated[bool, typer.Option(help="full and lora only, smaller data (~5 min)")] = False,  # noqa: E501
+    full: Annotated[bool, typer.Option(help="every method, both datasets, sparsity sweep (~1.5 h)")] = False,  # noqa: E501
+    overwrite: Annotated[bool, typer.Option(help="replace an existing results folder")] = False,
+    no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
+    lfu: Annotated[bool, typer.Option("--lfu", help="the LfU comparison instead (base, SFT, NEFTune, IM, SDFT, LfU; Tables 1 and 4) into <output>/lfu; ~25 min, --quick ~8 min, --full adds RepS, SAM and ablations")] = False,  # noqa: E501
+    repair_all: Annotated[bool, typer.Option("--repair-all", help="repair the full fine-tune with every repair method (dg-hard, gd-shrink, rank, wise-ft, dare, ties-trim, magnitude), not only dg-hard and wise-ft; ~15 min more (--full does this too)")] = False,  # noqa: E501
+    unlearn: Annotated[bool, typer.Option("--unlearn", help="the unlearning comparison instead (kif, ga, graddiff, npo, idk against the retain-model oracle: forget quality, utility, leakage, latent trace, relearning) into <output>/unlearn; ~30 min, --quick (kif, ga, idk, less data) ~12 min")] = False,  # noqa: E501
+    ablation: Annotated[bool, typer.Option("--ablation", help="with --lfu: only the ascent-direction ablation (lfu-lora with prev-ce, same-step, random; Table 1 and prompt variation) into <output>/lfu-directions; ~18 min")] = False,  # noqa: E501
+) -> None:
+    """The main job: aligned base -> contracts -> full, LoRA and SEAT fine-tunes -> report."""
+    from forgetkit.testbed.demo import run_demo
+
+    if lfu and unlearn:
+        raise UserError("choose --lfu or --unlearn, not both")
+    if unlearn and repair_all:
+        raise UserError("--repair-all belongs to the SEAT demo, not to --unlearn")
+    if lfu and repair_all:
+        raise UserError("--repair-all belongs to the SEAT demo, not to --lfu")
+    if ablation and not lfu:
+        raise UserError("--ablation belongs to the LfU demo: forgetkit demo --lfu --ablation")
+    if unlearn:
+        from forgetkit.testbed.unlearn_demo import run_unlearn_demo
+
+        folder = run_unlearn_demo(output=output, quick=quick, full=full,
+                                  overwrite=overwrite, progress=not no_progress)
+    elif lfu:
+        from forgetkit.testbed.lfu_demo import run_lfu_demo
+
+        folder = run_lfu_demo(output=output, quick=quick, full=full, overwrite=overwrite,
+                              progress=not no_progress, ablation=ablation)
+    else:
+        folder = run_demo(output=output, quick=quick, full=full, overwrite=overwrite,
+                          progress=not no_progress, repair_all=repair_all)
+    typer.echo((folder / "results.md").read_text())
+    typer.echo(f"results in {folder}")
+
+
+def sweep_command(
+    method: Annotated[str, typer.Option(help="method to sweep, e.g. seat")],
+    grid: Annotated[list[str], typer.Option(help="KEY=V1,V2 (repeatable), e.g. gamma=0.5,1,2")],
+    output: Annotated[Path, typer.Option(help="results folder")] = Path("results/sweep"),
+    dataset: Annotated[str, typer.Option(help="contracts | authors")] = "contracts",
+    overwrite: Annotated[bool, typer.Option(help="replace existing results")] = False,
+    no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
+) -> None:
+    """Train one method over a grid of options on the demo's data; one table row each."""
+    from forgetkit.testbed.sweep import parse_grid, run_sweep
+
+    folder = run_sweep(method, parse_grid(grid, method), output, dataset=dataset,
+                       overwrite=overwrite, progress=not no_progress)
+    typer.echo((folder / "sweep.md").read_text())
+
+
+def report_command(
+    results: Annotated[Path, typer.Argument(help="results.json written by demo")],
+) -> None:
+    """Re-render the Markdown table and chart of a results.json."""
+    from forgetkit.report.render import render_results
+
+    try:
+        data = json.loads(results.read_text())
+        folder = render_results(data, results.parent)
+    except (OSError, json.JSONDecodeError, KeyError) as err:
+        raise UserError(f"{results}: not a forgetkit results file ({err})") from None
+    typer.echo((folder / "results.md").read_text())
