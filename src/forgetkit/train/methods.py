@@ -2,21 +2,21 @@
 
 Each row composes registered parts (``registry.py``): a parameter selection, loss terms and
 data transforms. The SEAT paper's ablations fall out of the composition: SEAT without
-sparsity is ``full-kl``, SEAT without entity perturbation is ``sparse``.
+sparsity is ``full-kl``, SEAT without entity perturbation is ``sparse``. A method that
+brings a part of its own registers its row in that part's file (``l2_to_base.py``), so adding
+it is one file plus one import line below.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from forgetkit.config import Options, owners
-from forgetkit.registry import Registry
 
-# Importing the parts registers them.
+# Importing the parts registers them; a part's file may add its own row (l2_to_base.py).
 from forgetkit.train import (  # noqa: F401
     clora,
     ewc,
     kl_to_base,
+    l2_to_base,
     lfu,
     losses,
     neftune,
@@ -28,31 +28,8 @@ from forgetkit.train import (  # noqa: F401
     select_lora,
     select_sparse,
 )
+from forgetkit.train.registry import METHODS, Method, get_method, register_method
 
-
-@dataclass(frozen=True)
-class Method:
-    name: str
-    description: str
-    parameters: str  # a key of registry.PARAMETERS
-    terms: tuple[str, ...] = ("ce",)  # keys of registry.TERMS
-    transforms: tuple[str, ...] = ()  # keys of registry.TRANSFORMS, applied in order
-    default_learning_rate: float = 1e-5
-    # Label the instruction's own tokens too (instruction modelling), not only the answer.
-    instruction_labels: bool = False
-
-    def option_classes(self) -> list[type[Options]]:
-        """The options of this method's parts, in order: parameters, transforms, terms."""
-        parts = [registry.PARAMETERS.get(self.parameters),
-                 *(registry.TRANSFORMS.get(t) for t in self.transforms),
-                 *(registry.TERMS.get(t) for t in self.terms)]
-        found: list[type[Options]] = []
-        for part in parts:
-            found += [c for c in part.options if c not in found]
-        return found
-
-
-METHODS: Registry[Method] = Registry("method")
 for _method in (
     Method("full", "full fine-tuning, cross-entropy on answers", "full",
            default_learning_rate=1e-5),  # SEAT paper, full FT
@@ -86,13 +63,12 @@ for _method in (
     Method("sdft", "LoRA on the base model's own rewrites of the answers (self-distillation)",
            "lora", transforms=("sdft",), default_learning_rate=1e-4),
 ):
-    METHODS.register(_method.name, _method)
-
-
-def get_method(name: str) -> Method:
-    return METHODS.get(name)
+    register_method(_method)
 
 
 def option_owners() -> dict[type[Options], list[str]]:
     """Every option model of a training method, with the methods that read it."""
     return owners((c, m.name) for m in METHODS.values() for c in m.option_classes())
+
+
+__all__ = ["METHODS", "Method", "get_method", "option_owners", "register_method"]

@@ -1,4 +1,4 @@
-"""The parts training methods are composed of, registered by name.
+"""The parts training methods are composed of, and the methods, registered by name.
 
 A method (``methods.py``) = which parameters may move (a *parameter selection*) x which
 loss terms make the loss x which data transforms shape the training set. Each part is one
@@ -92,3 +92,38 @@ def register_transform(name: str, options: type[Options] | OptionClasses | None 
                        ) -> Callable[[Callable[[RunContext], list[QARecord]]], Part]:
     """Decorator: ``@register_transform("replay", options=ReplayOptions)``."""
     return lambda build: TRANSFORMS.register(name, Part(name, build, _as_tuple(options)))
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    description: str
+    parameters: str  # a key of PARAMETERS
+    terms: tuple[str, ...] = ("ce",)  # keys of TERMS
+    transforms: tuple[str, ...] = ()  # keys of TRANSFORMS, applied in order
+    default_learning_rate: float = 1e-5
+    # Label the instruction's own tokens too (instruction modelling), not only the answer.
+    instruction_labels: bool = False
+
+    def option_classes(self) -> list[type[Options]]:
+        """The options of this method's parts, in order: parameters, transforms, terms."""
+        parts = [PARAMETERS.get(self.parameters),
+                 *(TRANSFORMS.get(t) for t in self.transforms),
+                 *(TERMS.get(t) for t in self.terms)]
+        found: list[type[Options]] = []
+        for part in parts:
+            found += [c for c in part.options if c not in found]
+        return found
+
+
+METHODS: Registry[Method] = Registry("method")
+
+
+def register_method(method: Method) -> Method:
+    """Add a training method: a row of registered parts (``methods.py``, or the file of a
+    method that brings its own part, such as ``l2_to_base.py``)."""
+    return METHODS.register(method.name, method)
+
+
+def get_method(name: str) -> Method:
+    return METHODS.get(name)
