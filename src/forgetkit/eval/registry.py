@@ -172,6 +172,9 @@ for _metric in (
     Metric("ias", "IAS", "activations", True, unit="nats", gloss="probe, −log loss"),
     Metric("ia_reduction", "ΔIA", "activations", False, unit="nats",
            gloss="> 0: awareness lost"),
+    # LfU paper (eval.robustness): exact final answers, and requests not refused.
+    Metric("exact_accuracy", "exact accuracy", "answers", True),
+    Metric("attack_success_rate", "ASR", "answers", False),
     # ------------------------------------------------- repair comparison (repair.scores)
     # The target of a repair comparison: mean ROUGE-1 recall over the ft sets.
     Metric("ft_score", "FT score (target)", "answers", True),
