@@ -32,20 +32,19 @@ from pathlib import Path
 from typing import Any
 
 from forgetkit import models
-from forgetkit.eval.cli import eval_sets
-from forgetkit.eval.evaluate import EvalSet, evaluate
+from forgetkit.eval.evaluate import EvalSet, eval_sets, evaluate
 from forgetkit.eval.judge import RefusalJudge, load_judge
 from forgetkit.eval.metrics import next_token_logprobs
+from forgetkit.eval.registry import held_out_metrics, lower_is_better
 from forgetkit.io import atomic_write_json, refuse_existing
 from forgetkit.repair.apply import SUMMARY_FILE
 from forgetkit.repair.scores import repair_scores
 
 ROLES = ("base", "finetuned", "repaired")
 TARGET = "ft_score"
-LOWER_IS_BETTER = ("kl_to_base",)
-# Metrics of each set role that count as held-out measures. IDK on the fine-tuning set is not
-# one: answering those questions is the target.
-HELD_OUT_METRICS = {"unseen": ("idk_sm", "judged_idk"), "known": ("accuracy",)}
+# Which metrics of a set count as held-out measures (``Metric.held_out_roles``: IDK on the
+# fine-tuning set is not one, answering those questions is the target) and which are
+# lower-is-better (``Metric.higher_is_better``) is read from ``eval.registry.METRICS``.
 
 
 @dataclass(frozen=True)
@@ -114,7 +113,7 @@ def comparison_measures(result: Mapping[str, Any]) -> dict[str, float]:
                          "target the fine-tune was for")
     measures = {TARGET: sum(ft) / len(ft)}
     for name, s in sets.items():
-        for key in HELD_OUT_METRICS.get(s["role"], ()):
+        for key in held_out_metrics(s["role"]):
             if key in s["metrics"]:
                 measures[f"{name}/{key}"] = float(s["metrics"][key])
     if "kl_to_base" in result:
@@ -133,7 +132,7 @@ def score_comparison(measures: Mapping[str, Mapping[str, float]], base: str, fin
     for label in (base, finetuned, *repaired):
         if label not in measures:
             raise ValueError(f"no measures for '{label}'; have {sorted(measures)}")
-    lower = [m for m in LOWER_IS_BETTER if m in measures[base]]
+    lower = lower_is_better(list(measures[base]))
     held_out = [m for m in measures[base] if m != TARGET]
     if not held_out:
         raise ValueError("a repair comparison needs held-out measures: give --unseen or "
@@ -254,6 +253,6 @@ def run_compare(compare: Sequence[str], output: Path, ft: Sequence[Path] = (),
     return result
 
 
-__all__ = ["HELD_OUT_METRICS", "LOWER_IS_BETTER", "ROLES", "TARGET", "Compared",
-           "check_tokenizers", "compare_models", "comparison_measures", "parse_compare",
-           "refuse_single_model_flags", "report_files", "run_compare", "score_comparison"]
+__all__ = ["ROLES", "TARGET", "Compared", "check_tokenizers", "compare_models",
+           "comparison_measures", "parse_compare", "refuse_single_model_flags", "report_files",
+           "run_compare", "score_comparison"]

@@ -6,45 +6,30 @@ Each question set has a role that says which metrics apply:
 * ``unseen``  - questions about entities the model never saw: IDK rate (higher is better);
 * ``known``   - questions the base answers correctly: accuracy and IDK rate.
 
+A role's metrics are the ones registered with it in ``eval.registry.METRICS``, computed in
+registration order; registering a metric with a role adds it here.
 Next-token KL to a reference model on generic prompts is added when reference log-probs are
 given (computed once per reference with ``metrics.next_token_logprobs``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from forgetkit.data.records import QARecord
+from forgetkit.data.records import QARecord, read_qa
 from forgetkit.eval import metrics
 from forgetkit.eval.generate import generate_answers
-from forgetkit.eval.judge import RefusalJudge, judged_idk
+from forgetkit.eval.judge import RefusalJudge
+from forgetkit.eval.registry import ROLES, RoleMetrics, role_metrics
 
-Metric = Callable[[Sequence[QARecord], Sequence[str]], dict[str, float]]
-
-
-def _ft_score(records: Sequence[QARecord], answers: Sequence[str]) -> dict[str, float]:
-    return metrics.mean_rouge_recall([r.answer for r in records], answers)
-
-
-def _idk(records: Sequence[QARecord], answers: Sequence[str]) -> dict[str, float]:
-    return {"idk_sm": metrics.idk_rate(answers)}
-
-
-def _known_accuracy(records: Sequence[QARecord], answers: Sequence[str]) -> dict[str, float]:
-    keywords = [r.meta.get("keywords") or [r.answer] for r in records]
-    return {"accuracy": metrics.known_accuracy(answers, keywords)}
-
-
-ROLE_METRICS: dict[str, list[Metric]] = {
-    "ft": [_ft_score, _idk],
-    "unseen": [_idk],
-    "known": [_known_accuracy, _idk],
-}
+# {role: the registered metrics of that role}; kept for the callers that check a role name.
+ROLE_METRICS = RoleMetrics()
 
 
 @dataclass(frozen=True)
@@ -54,11 +39,28 @@ class EvalSet:
     records: Sequence[QARecord]
 
     def __post_init__(self) -> None:
-        if self.role not in ROLE_METRICS:
+        if self.role not in ROLES:
             raise ValueError(f"question set '{self.name}': unknown role '{self.role}'; "
-                             f"choose one of {sorted(ROLE_METRICS)}")
+                             f"choose one of {sorted(ROLES)}")
         if not self.records:
             raise ValueError(f"question set '{self.name}' is empty")
+
+
+def eval_sets(ft: Sequence[Path] = (), unseen: Sequence[Path] = (),
+              known: Sequence[Path] = ()) -> list[EvalSet]:
+    """One EvalSet per file, named after the file's stem, with the role of its flag."""
+    sets: list[EvalSet] = []
+    names: set[str] = set()
+    for role, paths in (("ft", ft), ("unseen", unseen), ("known", known)):
+        for path in paths:
+            name = Path(path).stem
+            while name in names:
+                name += "_"
+            names.add(name)
+            sets.append(EvalSet(name, role, read_qa(path)))
+    if not sets:
+        raise ValueError("nothing to evaluate: give at least one of --ft, --unseen, --known")
+    return sets
 
 
 def evaluate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
@@ -76,10 +78,10 @@ def evaluate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
                                    max_new_tokens=max_new_tokens, batch_size=batch_size,
                                    desc=f"answering {s.name}", progress=progress)
         scores: dict[str, float] = {}
-        for metric in ROLE_METRICS[s.role]:
-            scores.update(metric(s.records, answers))
-        if judge is not None and s.role == "unseen":
-            scores["judged_idk"] = judged_idk(s.records, answers, judge)
+        for metric in role_metrics(s.role):
+            value = metric.compute(s.records, answers, judge)
+            if value is not None:  # None: the metric needs a judge and none was given
+                scores[metric.name] = value
         result["sets"][s.name] = {
             "role": s.role, "n": len(s.records), "metrics": scores,
             "samples": [{"question": r.question, "reference": r.answer, "answer": a}

@@ -263,7 +263,8 @@ class _Suite:
 
 
 def summary_row(row: Mapping[str, Any]) -> dict[str, float | None]:
-    """The side-by-side numbers of one model (what ``report.unlearning_tables`` shows)."""
+    """The side-by-side numbers of one model (what ``report.unlearning_tables`` shows);
+    every key is a metric of ``eval.registry``, which gives its title and direction."""
     leakage = row["leakage"]
     relearn = row.get("relearn") or {}
     return {

@@ -15,6 +15,9 @@ and the target measure gives
 Each component is the mean over its partition; ``combined`` is their harmonic mean over the
 components that exist. Reverting to the base gives retention 0 and so combined 0; doing
 nothing gives healed 0 (when something was damaged) and so combined 0.
+
+Tables title these scores by their entries in ``eval.registry`` (this layer sits below eval
+and names none of them).
 """
 
 from __future__ import annotations

@@ -9,27 +9,29 @@ Figure 5 (prompt variation), Table 4 (attack success rate) and Figure 6 (stabili
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from forgetkit.eval.registry import METRICS
 from forgetkit.io import atomic_write_text
+from forgetkit.report.charts import pyplot, save
+from forgetkit.report.markdown import fmt, headed
 
-# (title, key, higher is better?)
+
+def _higher(metric: str) -> bool:
+    return bool(METRICS.get(metric).higher_is_better)
+
+
+# (title, key, higher is better?): the paper's Table 1 wording; each direction is that of the
+# registered metric the key holds.
 CATEGORIES: tuple[tuple[str, str, bool], ...] = (
-    ("Arithmetic (in-domain)", "in_domain", True),
-    ("Known questions", "known", True),
-    ("IDK on unverifiable", "idk", True),
-    ("KL to base", "kl", False),
+    ("Arithmetic (in-domain)", "in_domain", _higher("exact_accuracy")),
+    ("Known questions", "known", _higher("accuracy")),
+    ("IDK on unverifiable", "idk", _higher("idk_sm")),
+    ("KL to base", "kl", _higher("kl_to_base")),
 )
 BASE = "base"
-
-
-def _fmt(value: float | None, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return f"{value:.{digits}f}"
 
 
 def average_ranks(rows: Mapping[str, Mapping[str, float]],
@@ -49,11 +51,11 @@ def average_ranks(rows: Mapping[str, Mapping[str, float]],
 
 def table1(rows: Mapping[str, Mapping[str, float]]) -> str:
     ranks = average_ranks(rows)
-    head = ("| method | " + " | ".join(f"{t} {'↑' if up else '↓'}" for t, _, up in CATEGORIES)
+    head = ("| method | " + " | ".join(headed(t, up) for t, _, up in CATEGORIES)
             + " | Rank ↓ |")
     rule = "|---|" + "---:|" * (len(CATEGORIES) + 1)
-    body = [f"| {name} | " + " | ".join(_fmt(row[key]) for _, key, _ in CATEGORIES)
-            + f" | {_fmt(ranks.get(name), 1) if name in ranks else '–'} |"
+    body = [f"| {name} | " + " | ".join(fmt(row[key]) for _, key, _ in CATEGORIES)
+            + f" | {fmt(ranks.get(name), 1) if name in ranks else '–'} |"
             for name, row in rows.items()]
     return "\n".join([head, rule, *body])
 
@@ -62,26 +64,24 @@ def prompt_table(rows: Mapping[str, Mapping[str, Any]]) -> str:
     templates = list(next(iter(rows.values()))["per_template"])
     head = "| method | mean ↑ | std ↓ | " + " | ".join(templates) + " |"
     rule = "|---|---:|---:|" + "---:|" * len(templates)
-    body = [f"| {name} | {_fmt(r['prompt_mean'])} | {_fmt(r['prompt_std'])} | "
-            + " | ".join(_fmt(r["per_template"][t]) for t in templates) + " |"
+    body = [f"| {name} | {fmt(r['prompt_mean'])} | {fmt(r['prompt_std'])} | "
+            + " | ".join(fmt(r["per_template"][t]) for t in templates) + " |"
             for name, r in rows.items()]
     return "\n".join([head, rule, *body])
 
 
 def attack_table(attack: Mapping[str, Mapping[str, float]], steps: int) -> str:
-    head = f"| method | ASR 0-step ↓ | ASR {steps}-step ↓ |"
+    asr = METRICS.get("attack_success_rate")
+    head = ("| method | " + " | ".join(headed(f"{asr.title} {n}-step", asr.higher_is_better)
+                                      for n in (0, steps)) + " |")
     rule = "|---|---:|---:|"
-    body = [f"| {name} | {_fmt(r.get('asr_0'))} | {_fmt(r.get('asr_5'))} |"
+    body = [f"| {name} | {fmt(r.get('asr_0'))} | {fmt(r.get('asr_5'))} |"
             for name, r in attack.items()]
     return "\n".join([head, rule, *body])
 
 
 def stability_chart(rows: Mapping[str, Mapping[str, Any]], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     for name, r in rows.items():
         ax.plot(range(1, len(r["stability"]) + 1), r["stability"], label=name,
@@ -92,11 +92,7 @@ def stability_chart(rows: Mapping[str, Mapping[str, Any]], path: Path) -> Path:
     ax.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save(fig, path)
 
 
 def render_lfu_results(results: Mapping[str, Any], folder: Path) -> Path:
@@ -149,7 +145,7 @@ def render_lfu_results(results: Mapping[str, Any], folder: Path) -> Path:
                   "examples and of the same examples with Gaussian noise of NEFTune's scale "
                   "on the input embeddings (averaged over layers below).", "",
                   "| method | mean cosine ↑ |", "|---|---:|",
-                  *[f"| {n} | {_fmt(sum(r['stability']) / len(r['stability']), 4)} |"
+                  *[f"| {n} | {fmt(sum(r['stability']) / len(r['stability']), 4)} |"
                     for n, r in rows.items()],
                   "", "![stability](stability.png)"]
     if results.get("notes"):

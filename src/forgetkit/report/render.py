@@ -6,24 +6,42 @@ headline of metrics (``"<set>/<metric>"``, see ``eval.evaluate.headline``).
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
+from forgetkit.eval.registry import METRICS
 from forgetkit.io import atomic_write_text
+from forgetkit.report.charts import pyplot, save
+from forgetkit.report.markdown import fmt, headed
+from forgetkit.report.repair_tables import repair_section
 
 # (column title, headline key, higher is better?)
-Column = tuple[str, str, bool]
+Column = tuple[str, str, bool | None]
+
+
+def column(key: str, set_title: str | None = None, gloss: bool = True) -> Column:
+    """A column of ``key`` (``"<set>/<metric>"`` or a metric name), titled and oriented by
+    the metric's registration; ``set_title`` is how this table names the set."""
+    metric = METRICS.get(key.rpartition("/")[2])
+    return metric.heading(set_title, gloss=gloss), key, metric.higher_is_better
+
+
 MAIN_COLUMNS: tuple[Column, ...] = (
-    ("FT score (ROUGE-1 recall)", "train/rouge1_recall", True),
-    ("IDK unverifiable", "unverifiable/idk_sm", True),
-    ("judged IDK unverifiable", "unverifiable/judged_idk", True),
-    ("IDK held-out same kind", "heldout_same/idk_sm", True),
-    ("judged IDK held-out same kind", "heldout_same/judged_idk", True),
-    ("known accuracy", "known/accuracy", True),
-    ("KL to base (nats/token)", "kl_to_base", False),
-    ("IAS (probe, −log loss)", "ias", True),
-    ("ΔIA (> 0: awareness lost)", "ia_reduction", False),
+    column("train/rouge1_recall"),
+    column("unverifiable/idk_sm", "unverifiable"),
+    column("unverifiable/judged_idk", "unverifiable"),
+    column("heldout_same/idk_sm", "held-out same kind"),
+    column("heldout_same/judged_idk", "held-out same kind"),
+    column("known/accuracy", "known"),
+    column("kl_to_base"),
+    column("ias"),
+    column("ia_reduction"),
+)
+# SEAT Table 3b and Figure 3c: the FT score and IDK on the unseen sets of the training kind.
+ABLATION_COLUMNS: tuple[Column, ...] = (
+    column("train/rouge1_recall", gloss=False),
+    column("unverifiable/idk_sm", "unverifiable"),
+    column("heldout_same/idk_sm", "held-out same kind"),
 )
 ABLATION = (("seat", "✓", "✓"), ("full-kl", "×", "✓"), ("sparse", "✓", "×"))
 
@@ -33,18 +51,12 @@ PAPER_NOTE = (
     "SEAT keeps FT >= 0.95 and IDK >= 0.8 where full fine-tuning and LoRA fall below 0.2.")
 
 
-def _fmt(value: float | None) -> str:
-    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) \
-        else f"{value:.3f}"
-
-
 def markdown_table(rows: dict[str, dict[str, float]], columns: tuple[Column, ...],
                    first: str = "model") -> str:
     present = [c for c in columns if any(c[1] in m for m in rows.values())]
-    head = f"| {first} | " + " | ".join(f"{title} {'↑' if up else '↓'}"
-                                        for title, _, up in present) + " |"
+    head = f"| {first} | " + " | ".join(headed(title, up) for title, _, up in present) + " |"
     rule = "|---|" + "---:|" * len(present)
-    body = [f"| {name} | " + " | ".join(_fmt(m.get(key)) for _, key, _ in present) + " |"
+    body = [f"| {name} | " + " | ".join(fmt(m.get(key)) for _, key, _ in present) + " |"
             for name, m in rows.items()]
     return "\n".join([head, rule, *body])
 
@@ -66,7 +78,7 @@ def cross_dataset_table(by_ds: dict[str, dict[str, dict[str, float]]]) -> str | 
             for d in by_ds]
     lines = ["| model | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
     for run in runs:
-        vals = [_fmt(by_ds[d].get(run, {}).get("heldout_other/idk_sm")) for d in by_ds]
+        vals = [fmt(by_ds[d].get(run, {}).get("heldout_other/idk_sm")) for d in by_ds]
         lines.append(f"| {run} | " + " | ".join(vals) + " |")
     return "\n".join(lines)
 
@@ -76,13 +88,13 @@ def ablation_table(rows: dict[str, dict[str, float]]) -> str | None:
     present = [(m, s, e) for m, s, e in ABLATION if m in rows]
     if len(present) < 2:
         return None
-    lines = ["| variant | sparse | entity perturbation + KL | FT score ↑ | IDK unverifiable ↑ "
-             "| IDK held-out same kind ↑ |", "|---|:-:|:-:|---:|---:|---:|"]
+    lines = ["| variant | sparse | entity perturbation + KL | "
+             + " | ".join(headed(title, up) for title, _, up in ABLATION_COLUMNS) + " |",
+             "|---|:-:|:-:|" + "---:|" * len(ABLATION_COLUMNS)]
     for m, s, e in present:
-        r = rows[m]
-        lines.append(f"| {m} | {s} | {e} | {_fmt(r.get('train/rouge1_recall'))} | "
-                     f"{_fmt(r.get('unverifiable/idk_sm'))} | "
-                     f"{_fmt(r.get('heldout_same/idk_sm'))} |")
+        lines.append(f"| {m} | {s} | {e} | "
+                     + " | ".join(fmt(rows[m].get(key)) for _, key, _ in ABLATION_COLUMNS)
+                     + " |")
     return "\n".join(lines)
 
 
@@ -94,26 +106,9 @@ def sweep_points(rows: dict[str, dict[str, float]], default_sparsity: float = 0.
     return sorted(points)
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
-    _pyplot().close(fig)
-    tmp.replace(path)
-    return path
-
-
 def bar_chart(rows: dict[str, dict[str, float]], path: Path, title: str,
               columns: tuple[Column, ...] = MAIN_COLUMNS) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     shown = [c for c in columns if c[2] and any(c[1] in m for m in rows.values())]
     width = 0.8 / max(len(rows), 1)
     fig, ax = plt.subplots(figsize=(1.9 * len(shown) + 2.5, 4.2))
@@ -129,31 +124,29 @@ def bar_chart(rows: dict[str, dict[str, float]], path: Path, title: str,
     ax.legend(fontsize=7, ncol=min(len(rows), 5), loc="upper center")
     ax.set_title(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def sweep_chart(points: list[tuple[float, dict[str, float]]], path: Path) -> Path:
     """SEAT Figure 3c: FT score and IDK against the share of frozen weights."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     xs = [s for s, _ in points]
-    for key, label in (("train/rouge1_recall", "FT score"),
-                       ("unverifiable/idk_sm", "IDK unverifiable"),
-                       ("heldout_same/idk_sm", "IDK held-out same kind")):
+    for label, key, _ in ABLATION_COLUMNS:
         ax.plot(xs, [m.get(key, float("nan")) for _, m in points], marker="o", label=label)
     ax.set_xlabel("sparsity (share of frozen weights)")
     ax.set_ylim(-0.02, 1.05)
     ax.legend(fontsize=8)
     ax.set_title("SEAT: sparsity sweep")
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def drift_chart(drift: dict[str, dict[str, dict[str, list[float]]]], path: Path,
                 title: str) -> Path:
     """SEAT Figure 3a/3b: per-layer activation drift from the base, fine-tuning questions
     (solid) against unseen questions (dashed), in total and along the ignorance direction."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     for i, (run, sets) in enumerate(drift.items()):
         color = f"C{i}"
@@ -168,7 +161,7 @@ def drift_chart(drift: dict[str, dict[str, dict[str, list[float]]]], path: Path,
     axes[0].legend(fontsize=6, ncol=2)
     fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def render_results(results: dict[str, Any], folder: Path) -> Path:
@@ -206,8 +199,6 @@ def render_results(results: dict[str, Any], folder: Path) -> Path:
     if cross:
         lines += ["## Cross-dataset IDK", "", cross, ""]
     if results.get("repair"):  # DG-Hard and baselines on the full fine-tune
-        from forgetkit.report.repair_tables import repair_section
-
         lines += repair_section(results["repair"], folder)
     base = results.get("base", {})
     lines += ["## The aligned base", "",
@@ -216,8 +207,8 @@ def render_results(results: dict[str, Any], folder: Path) -> Path:
         if stage in base:
             h = base[stage]
             lines.append(f"- {stage} alignment: IDK on held-out fictitious questions "
-                         f"{_fmt(h.get('heldout_fictitious/idk_sm'))}, known accuracy "
-                         f"{_fmt(h.get('known/accuracy'))}")
+                         f"{fmt(h.get('heldout_fictitious/idk_sm'))}, known accuracy "
+                         f"{fmt(h.get('known/accuracy'))}")
     sizes = results.get("sizes", {})
     if sizes:
         lines += ["", "Question sets: " + ", ".join(f"{k} {v}" for k, v in sizes.items())]

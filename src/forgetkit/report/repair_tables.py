@@ -12,14 +12,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from forgetkit.eval.registry import METRICS, arrow, metric_of
 from forgetkit.io import atomic_write_text
-from forgetkit.report.render import _fmt, _pyplot, _save
+from forgetkit.report.charts import pyplot, save
+from forgetkit.report.markdown import fmt
 
-# (column title, score key)
-SCORE_COLUMNS = (("% healed", "healed"), ("% preserved", "preserved"),
-                 ("% non-damage", "non_damage"), ("% target retention", "retention"),
-                 ("harmonic mean", "combined"))
-METRIC_TITLES = {"idk_sm": "IDK", "judged_idk": "judged IDK", "accuracy": "accuracy"}
+# The repair scores (DG-Hard paper, sec. 4.3), each titled by its registration.
+SCORES = ("healed", "preserved", "non_damage", "retention", "combined")
 # Method options worth a column in the demo's table (the rest are in results.json).
 SHOWN_OPTIONS = ("scale", "shrinker", "rank", "alpha", "drop", "density")
 HM_CONTOUR = 0.8
@@ -31,18 +30,25 @@ PAPER_NOTE = (
     "other.")  # the paper's dotted line: HM(% healed, % preserved) = 80
 
 
-def measure_title(key: str, lower_is_better: bool = False) -> str:
-    """'heldout_same/judged_idk' -> 'judged IDK heldout same ↑'."""
-    if key == "ft_score":
-        title = "FT score (target)"
-    elif key == "kl_to_base":
-        title = "KL to base"
+def measure_title(key: str, lower_is_better: bool | None = None) -> str:
+    """'heldout_same/judged_idk' -> 'judged IDK heldout same ↑': the metric's registered
+    title with the set's name. ``lower_is_better`` None: the metric's registered direction.
+    """
+    metric = metric_of(key)
+    if metric is not None and key == metric.name:
+        title = metric.title
     else:
-        name, _, metric = key.partition("/")
+        name, _, rest = key.partition("/")
         name = name.replace("_", " ")
-        title = f"{name} accuracy" if metric == "accuracy" else \
-            f"{METRIC_TITLES.get(metric, metric)} {name}"
-    return f"{title} {'↓' if lower_is_better else '↑'}"
+        title = metric.heading(name) if metric is not None else f"{rest} {name}"
+    if lower_is_better is None:
+        lower_is_better = metric is not None and metric.higher_is_better is False
+    return f"{title} {arrow(not lower_is_better)}"
+
+
+def score_title(key: str) -> str:
+    """A repair score's column title ('% healed')."""
+    return METRICS.get(key).title
 
 
 def _percent(value: float | None) -> str:
@@ -64,13 +70,13 @@ def repair_table(comparison: Mapping[str, Any]) -> str:
     lower = set(comparison.get("lower_is_better", ()))
     keys = list(comparison["measures"][comparison["base"]])
     head = ["model", *(measure_title(k, k in lower) for k in keys),
-            *(t for t, _ in SCORE_COLUMNS)]
+            *(score_title(key) for key in SCORES)]
     lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
     best = max((comparison["scores"][r]["combined"] or 0.0 for r in comparison["repaired"]),
                default=None)
     for label, name in names.items():
         m, s = comparison["measures"][label], comparison["scores"][label]
-        cells = [_fmt(m.get(k)) for k in keys] + [_percent(s[key]) for _, key in SCORE_COLUMNS]
+        cells = [fmt(m.get(k)) for k in keys] + [_percent(s[key]) for key in SCORES]
         if label in comparison["repaired"] and best and s["combined"] == best:
             cells[-1] = f"**{cells[-1]}**"
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
@@ -98,7 +104,7 @@ def recovery_scatter(comparison: Mapping[str, Any], path: Path, title: str = "")
     The paper's y axis is preservation on the improved held-out measures; here it is the
     retained share of the target gain, because a small fine-tune often improves no held-out
     measure (then there is nothing to preserve)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.8, 4.8))
     names = row_names(comparison)
     base, ft = comparison["base"], comparison["finetuned"]
@@ -130,15 +136,15 @@ def recovery_scatter(comparison: Mapping[str, Any], path: Path, title: str = "")
                label="ideal")
     ax.set_xlim(-5, 108)
     ax.set_ylim(-5, 108)
-    ax.set_xlabel("% healed (measures the fine-tune damaged)")
-    ax.set_ylabel("% target retention (FT score gain kept)")
+    ax.set_xlabel(METRICS.get("healed").heading(gloss=True))
+    ax.set_ylabel(METRICS.get("retention").heading(gloss=True))
     ax.legend(fontsize=7, loc="lower left")
     if missing:
         ax.text(0.99, 0.01, "not drawn (no damaged measure or no target gain): "
                 + ", ".join(missing), transform=ax.transAxes, ha="right", fontsize=6)
     ax.set_title(title or "Recovery x preservation", fontsize=10)
     fig.tight_layout()
-    return _save(fig, Path(path))
+    return save(fig, Path(path))
 
 
 def comparison_markdown(comparison: Mapping[str, Any], picture: str | None = None) -> list[str]:
@@ -200,12 +206,13 @@ def repair_section(repair: Mapping[str, Any], folder: Path) -> list[str]:
                              if k in SHOWN_OPTIONS and v is not None) or "–"
             rank = t.get("mean_kept_rank")
             lines.append(f"| {method} | {opts} | {t.get('repaired', '–')} | "
-                         f"{_fmt(t.get('energy_kept'))} | "
+                         f"{fmt(t.get('energy_kept'))} | "
                          f"{'–' if rank is None else f'{rank:.1f}'} | "
-                         f"{_fmt(t.get('seconds'))[:-2]} |")
+                         f"{fmt(t.get('seconds'))[:-2]} |")
         lines.append("")
     return lines
 
 
-__all__ = ["comparison_markdown", "measure_title", "partition_lines", "recovery_scatter",
-           "render_comparison", "repair_section", "repair_table", "row_names"]
+__all__ = ["SCORES", "comparison_markdown", "measure_title", "partition_lines",
+           "recovery_scatter", "render_comparison", "repair_section", "repair_table",
+           "row_names", "score_title"]

@@ -14,24 +14,37 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from forgetkit.eval.registry import METRICS
 from forgetkit.io import atomic_write_text
+from forgetkit.report.markdown import headed
+
+# The summary keys of the side-by-side table, in column order.
+SIDE_BY_SIDE_KEYS = ("forget_quality", "model_utility", "forget_probability", "leak_question",
+                     "leak_worst", "latent_trace", "relearn_leak_after")
+# A column that shows another measure before its own value: key -> (that measure, title).
+PAIRED = {"relearn_leak_after": ("relearn_leak_before", "relearn: leak before → after")}
+
+
+def _column(key: str) -> tuple[str, str, bool | None]:
+    metric = METRICS.get(key)
+    title = PAIRED[key][1] if key in PAIRED else metric.title
+    return title, key, metric.higher_is_better
+
 
 # (column title, summary key, higher is better for forgetting?) - None: no direction.
-SIDE_BY_SIDE: tuple[tuple[str, str, bool | None], ...] = (
-    ("forget quality", "forget_quality", True),
-    ("model utility", "model_utility", True),
-    ("forget prob.", "forget_probability", False),
-    ("leak (question)", "leak_question", False),
-    ("leak (worst prompt)", "leak_worst", False),
-    ("latent trace", "latent_trace", False),
-    ("relearn: leak before → after", "relearn_leak_after", False),
-)
+SIDE_BY_SIDE: tuple[tuple[str, str, bool | None], ...] = tuple(
+    _column(key) for key in SIDE_BY_SIDE_KEYS)
+# TOFU's per-set columns, then the KS statistic and forget quality.
+TOFU_COLUMNS = (("forget", "probability"), ("forget", "rougeL_recall"),
+                ("forget", "truth_ratio"), ("retain", "probability"),
+                ("retain", "rougeL_recall"), ("retain", "truth_ratio"))
 
 FAMILY_TITLES = {"question": "question", "paraphrase": "paraphrase",
                  "answer_prefix": "answer prefix", "in_context": "in-context hint"}
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:
+    # Not ``markdown.fmt``: values below 10^-digits are written in scientific notation here.
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     if 0 < abs(value) < 10 ** -digits:
@@ -39,14 +52,10 @@ def _fmt(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
-def _arrow(higher: bool | None) -> str:
-    return "" if higher is None else (" ↑" if higher else " ↓")
-
-
 def side_by_side_table(result: Mapping[str, Any]) -> str:
     """One row per model: forget quality, utility, leakage, latent trace, relearned leak."""
     summary = result["summary"]
-    head = "| model | " + " | ".join(t + _arrow(up) for t, _, up in SIDE_BY_SIDE) + " |"
+    head = "| model | " + " | ".join(headed(t, up) for t, _, up in SIDE_BY_SIDE) + " |"
     rule = "|---|" + "---:|" * len(SIDE_BY_SIDE)
     body = [f"| {label} | " + " | ".join(_cell(row, key) for _, key, _ in SIDE_BY_SIDE)
             + " |" for label, row in summary.items()]
@@ -54,11 +63,11 @@ def side_by_side_table(result: Mapping[str, Any]) -> str:
 
 
 def _cell(row: Mapping[str, Any], key: str) -> str:
-    if key == "relearn_leak_after":
+    if key in PAIRED:
         # The held-out half's own baseline is needed to read a recovery.
         if row.get(key) is None:
             return "–"
-        return f"{_fmt(row.get('relearn_leak_before'), 2)} → {_fmt(row[key], 2)}"
+        return f"{_fmt(row.get(PAIRED[key][0]), 2)} → {_fmt(row[key], 2)}"
     return _fmt(row.get(key))
 
 
@@ -88,11 +97,9 @@ def latent_table(result: Mapping[str, Any]) -> str:
 
 def tofu_table(result: Mapping[str, Any]) -> str:
     """TOFU's columns: probability, ROUGE-L recall and truth ratio on forget and retain."""
-    cols = [("forget", "probability"), ("forget", "rougeL_recall"), ("forget", "truth_ratio"),
-            ("retain", "probability"), ("retain", "rougeL_recall"), ("retain", "truth_ratio")]
-    title = {"probability": "prob.", "rougeL_recall": "ROUGE-L", "truth_ratio": "truth ratio"}
-    head = ("| model | " + " | ".join(f"{s} {title[k]}" for s, k in cols)
-            + " | KS D | forget quality |")
+    cols = TOFU_COLUMNS
+    head = ("| model | " + " | ".join(METRICS.get(k).heading(s) for s, k in cols)
+            + f" | {METRICS.get('ks_statistic').title} | {METRICS.get('forget_quality').title} |")
     rule = "|---|" + "---:|" * (len(cols) + 2)
     body = [f"| {label} | " + " | ".join(_fmt(r[s].get(k)) for s, k in cols)
             + f" | {_fmt(r['ks_statistic'])} | {_fmt(r['forget_quality'])} |"
@@ -140,5 +147,5 @@ def render_unlearning(result: Mapping[str, Any], path: Path | None = None) -> st
     return text
 
 
-__all__ = ["SIDE_BY_SIDE", "latent_table", "leakage_table", "render_unlearning",
-           "side_by_side_table", "tofu_table"]
+__all__ = ["PAIRED", "SIDE_BY_SIDE", "SIDE_BY_SIDE_KEYS", "TOFU_COLUMNS", "latent_table",
+           "leakage_table", "render_unlearning", "side_by_side_table", "tofu_table"]
