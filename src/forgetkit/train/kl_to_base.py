@@ -28,9 +28,9 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from forgetkit import models
 from forgetkit.data.perturb import entity_perturb
-from forgetkit.data.tokenize import IGNORE_INDEX, QACollator, encode_records
+from forgetkit.lm import models
+from forgetkit.lm.tokenize import IGNORE_INDEX, QACollator, encode_records
 from forgetkit.train.registry import RunContext, register_term
 
 PREFIX = "perturbed_"

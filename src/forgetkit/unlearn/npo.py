@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from forgetkit.lm.scoring import answer_logprob_sums, answer_logprobs
 from forgetkit.train.registry import RunContext, register_term
 from forgetkit.unlearn import retain  # noqa: F401  (registers retain-ce)
-from forgetkit.unlearn.answer_logprob import answer_logprob_sums, answer_logprobs
 from forgetkit.unlearn.registry import UnlearningMethod, register_unlearning
 
 

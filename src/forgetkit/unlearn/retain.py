@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from forgetkit.data.records import QARecord, read_qa
-from forgetkit.data.tokenize import encode_records
+from forgetkit.lm.tokenize import encode_records
 from forgetkit.train.losses import answer_cross_entropy
 from forgetkit.train.registry import RunContext, register_term, register_transform
 

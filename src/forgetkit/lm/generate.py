@@ -8,7 +8,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from forgetkit.data.tokenize import prompt_ids
+from forgetkit.lm.tokenize import prompt_ids
 
 
 @torch.no_grad()
