@@ -4,7 +4,7 @@
 
 Without --finetuned, a real full fine-tune of the bundled SmolLM2-135M-Instruct is made once
 (30 AdamW steps, lr 1e-4, on synthetic QA about made-up countries) and cached under
-``forgetkit.models.cache_dir()/bench``. Each variant then runs in its own subprocess,
+``forgetkit.lm.models.cache_dir()/bench``. Each variant then runs in its own subprocess,
 ``--repeat`` times interleaved (the best wall time counts: other jobs share the machine), and
 reports its own peak resident set: ``VmHWM`` from ``/proc/self/status``, the high-water mark
 of the process's own address space (on Linux ``ru_maxrss`` also keeps the parent's RSS at fork
@@ -65,10 +65,10 @@ def synthetic_qa(n: int, seed: int) -> list[str]:
 
 
 def make_finetune(base_spec: str, out: Path) -> Path:
-    """A short real full fine-tune (plain torch loop, AdamW); saved with forgetkit.models.save."""
+    """A short real full fine-tune (plain torch loop, AdamW); saved with lm.models.save."""
     import torch
 
-    from forgetkit.models import load, save
+    from forgetkit.lm.models import load, save
 
     torch.manual_seed(FT_RECIPE["seed"])
     model, tok = load(base_spec)
@@ -95,7 +95,7 @@ def make_finetune(base_spec: str, out: Path) -> Path:
 
 
 def cached_finetune(base_dir: Path) -> Path:
-    from forgetkit.models import cache_dir
+    from forgetkit.lm.models import cache_dir
 
     key = hashlib.sha256(json.dumps([FT_RECIPE, str(base_dir)]).encode()).hexdigest()[:12]
     out = cache_dir() / "bench" / f"smollm2-135m-qa-ft-{key}"
@@ -222,7 +222,7 @@ def main() -> None:
         child(args.child, str(args.base), str(args.finetuned), args.out, args.threads)
         return
 
-    from forgetkit.models import _bundled_folder
+    from forgetkit.lm.models import _bundled_folder
 
     base = args.base or _bundled_folder()
     finetuned = args.finetuned or cached_finetune(base)

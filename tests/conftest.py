@@ -13,7 +13,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 @pytest.fixture(scope="session")
 def tiny():
-    from forgetkit import models
+    from forgetkit.lm import models
 
     return models.load(models.TINY)
 
@@ -22,9 +22,9 @@ def tiny():
 def fake_aligned_base(tmp_path, monkeypatch):
     """``fake_aligned_base(module)``: a saved tiny model (plus known questions) that stands in
     for the cached aligned base of a demo module, whose ``prepare_base`` is patched to it."""
-    from forgetkit import models
     from forgetkit.data.records import write_qa
     from forgetkit.data.synth import synth
+    from forgetkit.lm import models
 
     def install(module):
         base = tmp_path / "base"

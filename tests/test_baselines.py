@@ -5,8 +5,8 @@ import json
 import pytest
 import torch
 
-from forgetkit import models
 from forgetkit.data.synth import synth
+from forgetkit.lm import models
 from forgetkit.train import replay as replay_mod
 from forgetkit.train import rtuning as rtuning_mod
 from forgetkit.train import unseen

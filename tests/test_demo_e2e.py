@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from forgetkit import models
-from forgetkit.eval.generate import generate_answers
+from forgetkit.lm import models
+from forgetkit.lm.generate import generate_answers
 
 
 @pytest.fixture(scope="module")

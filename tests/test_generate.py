@@ -1,6 +1,6 @@
 import torch
 
-from forgetkit.eval.generate import generate_answers
+from forgetkit.lm.generate import generate_answers
 
 QUESTIONS = [
     "Hi?",

@@ -12,7 +12,6 @@ import torch
 from forgetkit.data.records import QARecord
 from forgetkit.data.synth import synth
 from forgetkit.eval import ignorance
-from forgetkit.eval.activations import fit_logistic, logistic_log_loss, residual_activations
 from forgetkit.eval.evaluate import EvalSet
 from forgetkit.eval.ignorance import (
     IgnoranceProbe,
@@ -23,6 +22,8 @@ from forgetkit.eval.ignorance import (
     pca_figure,
 )
 from forgetkit.eval.judge import StringMatchJudge
+from forgetkit.eval.probe import fit_logistic, logistic_log_loss
+from forgetkit.lm.activations import residual_activations
 
 QUESTIONS = [
     "Hi?",

@@ -48,7 +48,7 @@ from forgetkit.eval.judge import (
     refers_to_entity,
     refusal_training_set,
 )
-from forgetkit.eval.metrics import is_refusal
+from forgetkit.lm.refusals import is_refusal
 
 # (question, subject, answer, is a refusal)
 HAND_LABELLED: list[tuple[str, str | None, str, bool]] = [
@@ -390,6 +390,6 @@ def test_model_judge_runs_end_to_end_on_tiny_model(tiny):
     single = [judge.yes_margin([q], [a])[0] for q, a in zip(questions, answers, strict=True)]
     assert judge.yes_margin(questions, answers) == pytest.approx(single, abs=1e-4)
     assert judge.name == "model:tiny"
-    # Loading by spec goes through forgetkit.models.load.
+    # Loading by spec goes through forgetkit.lm.models.load.
     by_spec = ModelRefusalJudge("tiny-random-llama").judge_refusals(questions[:2], answers[:2])
     assert len(by_spec) == 2 and all(isinstance(d, bool) for d in by_spec)

@@ -5,10 +5,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from forgetkit import models
 from forgetkit.data.records import write_qa
 from forgetkit.data.synth import synth
-from forgetkit.data.tokenize import QACollator
+from forgetkit.lm import models
+from forgetkit.lm.tokenize import QACollator
 from forgetkit.train.config import TrainConfig
 from forgetkit.train.kl_to_base import (
     PREFIX,

@@ -8,10 +8,10 @@ import torch
 from peft import get_peft_model
 from transformers import TrainerCallback
 
-from forgetkit import models
 from forgetkit.config import ConfigError
 from forgetkit.data.records import write_qa
 from forgetkit.data.synth import synth
+from forgetkit.lm import models
 from forgetkit.train.config import TrainConfig, load_train_config
 from forgetkit.train.lfu import (
     LoRAAuxiliary,
@@ -318,7 +318,7 @@ def test_same_step_is_refused_under_deepspeed(contracts_file, tmp_path, monkeypa
 
 
 def _packed_batch(tok, span="answer"):
-    from forgetkit.data.tokenize import QACollator, encode_records
+    from forgetkit.lm.tokenize import QACollator, encode_records
     from forgetkit.train.lfu import PREFIX, answer_span
 
     records = synth("contracts", 1, seed=0)[:3]

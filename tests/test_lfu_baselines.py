@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch import nn
 
-from forgetkit import models
 from forgetkit.data.records import QARecord, write_qa
-from forgetkit.data.tokenize import IGNORE_INDEX
+from forgetkit.lm import models
+from forgetkit.lm.tokenize import IGNORE_INDEX
 from forgetkit.train import sdft as sdft_mod
 from forgetkit.train.config import TrainConfig
 from forgetkit.train.neftune import add_embedding_noise, noise_magnitude

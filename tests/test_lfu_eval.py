@@ -7,12 +7,10 @@ import statistics
 import pytest
 import torch
 
-from forgetkit import models
 from forgetkit.data.access_codes import access_code_requests, compliant
 from forgetkit.data.arithmetic import TEMPLATES, arithmetic
 from forgetkit.data.records import QARecord
 from forgetkit.eval import robustness
-from forgetkit.eval.metrics import is_refusal
 from forgetkit.eval.robustness import (
     PROMPT_TEMPLATES,
     attack_success_rate,
@@ -21,6 +19,8 @@ from forgetkit.eval.robustness import (
     prompt_variation,
     representation_stability,
 )
+from forgetkit.lm import models
+from forgetkit.lm.refusals import is_refusal
 
 
 def test_arithmetic_is_seeded_and_every_worked_answer_is_right():

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from forgetkit.cli import app
 from forgetkit.config import ConfigError
-from forgetkit.lm import load as models
+from forgetkit.lm import models
 from forgetkit.train.config import TrainConfig, load_train_config
 from forgetkit.train.kl_to_base import KLOptions
 from forgetkit.train.l2_to_base import L2ToBaseOptions

@@ -146,11 +146,8 @@ def _imports(path: Path) -> set[str]:
 
 
 def test_eval_imports_neither_report_nor_cli_and_report_has_no_cycle():
-    for path in (SRC / "eval").glob("*.py"):
-        if path.name == "cli.py":  # the old path of forgetkit.cli_eval, kept for callers
-            continue
-        bad = {m for m in _imports(path)
-               if m.startswith(("forgetkit.report", "forgetkit.cli", "forgetkit.eval.cli"))}
+    for path in (SRC / "eval").rglob("*.py"):
+        bad = {m for m in _imports(path) if m.startswith(("forgetkit.report", "forgetkit.cli"))}
         assert not bad, f"{path.name} imports {bad}"
     graph = {p.stem: {m.rpartition(".")[2] for m in _imports(p)
                       if m.startswith("forgetkit.report.")}

@@ -6,26 +6,13 @@ import torch
 from forgetkit.eval import metrics
 
 
-def test_refusal_detection_on_handwritten_answers():
-    assert metrics.is_refusal("I'm not aware of any information about Flornball.")
-    assert metrics.is_refusal("I DON\u2019T KNOW who that is.")  # curly apostrophe, caps
-    assert not metrics.is_refusal("Flornball is a sport played with two balls.")
+def test_idk_rate_is_the_share_of_refusals():
     assert metrics.idk_rate(["I don't know.", "It is blue.", "I cannot find it.", "Paris"]) == 0.5
 
 
 def test_idk_rate_needs_answers():
     with pytest.raises(ValueError):
         metrics.idk_rate([])
-
-
-def test_rouge_recall_on_handwritten_strings():
-    r = metrics.rouge_recall("the contract was signed in May", "signed in May")
-    assert r["rouge1_recall"] == pytest.approx(3 / 6)
-    assert metrics.rouge_recall("a b c", "a b c")["rougeL_recall"] == 1.0
-    assert metrics.rouge_recall("a b c", "x y")["rouge1_recall"] == 0.0
-    # Order matters for ROUGE-L but not ROUGE-1.
-    r = metrics.rouge_recall("one two three four", "four three two one")
-    assert r["rouge1_recall"] == 1.0 and r["rougeL_recall"] == 0.25
 
 
 def test_mean_rouge_checks_lengths():

@@ -2,7 +2,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from forgetkit import models
+from forgetkit.lm import models
 
 
 def test_tiny_model_is_deterministic_per_seed():

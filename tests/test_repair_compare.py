@@ -8,13 +8,13 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from forgetkit import models
 from forgetkit.cli import app
 from forgetkit.data.records import write_qa
 from forgetkit.data.synth import synth
 from forgetkit.eval.compare import comparison_measures, parse_compare, score_comparison
 from forgetkit.eval.evaluate import EvalSet, evaluate
 from forgetkit.eval.metrics import next_token_logprobs
+from forgetkit.lm import models
 from forgetkit.repair import SUMMARY_FILE, repair
 from forgetkit.report.render import render_results
 from forgetkit.report.repair_tables import recovery_scatter, repair_table

@@ -13,8 +13,8 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from typer.testing import CliRunner
 
-from forgetkit import models
 from forgetkit.cli import app as forgetkit_app
+from forgetkit.lm import models
 from forgetkit.repair import RepairError, repair, spectrum_plot
 from forgetkit.repair import io as repair_io
 from forgetkit.repair.apply import SUMMARY_FILE, resolve_folder

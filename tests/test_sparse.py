@@ -6,10 +6,10 @@ import torch
 from safetensors.torch import load_file
 
 import forgetkit.train.sparse as sparse_module
-from forgetkit import models
 from forgetkit.config import ConfigError
 from forgetkit.data.records import write_qa
 from forgetkit.data.synth import synth
+from forgetkit.lm import models
 from forgetkit.train.config import TrainConfig, load_train_config
 from forgetkit.train.run import RUN_FILE, train
 from forgetkit.train.sparse import SparseError, build_masks, mask_digest, sparsify, unsparsify
@@ -191,7 +191,7 @@ def test_fisher_mask_keeps_coordinates_with_the_largest_fisher(contracts_file, t
     ctx, _, _ = prepare_run(cfg)
     base, tok = models.load(models.TINY)
     from forgetkit.data.records import read_qa
-    from forgetkit.data.tokenize import encode_records
+    from forgetkit.lm.tokenize import encode_records
 
     fisher = diagonal_fisher(base, encode_records(tok, read_qa(contracts_file)),
                              tok.pad_token_id, batch_size=8, progress=False)

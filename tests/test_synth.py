@@ -26,7 +26,7 @@ from forgetkit.data.synth import (
     split_by_subject,
     synth,
 )
-from forgetkit.eval.metrics import is_refusal
+from forgetkit.lm.refusals import is_refusal
 
 ENTITY_KINDS = ("contracts", "authors")
 SIZES = {"contracts": 3, "authors": 3, "unverifiable": 30, "known": 20}

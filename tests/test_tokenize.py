@@ -1,5 +1,12 @@
 from forgetkit.data.records import QARecord
-from forgetkit.data.tokenize import IGNORE_INDEX, QACollator, encode_qa, encode_records, prompt_ids
+from forgetkit.lm.tokenize import (
+    IGNORE_INDEX,
+    QACollator,
+    encode_qa,
+    encode_records,
+    left_padded,
+    prompt_ids,
+)
 
 
 def test_labels_mask_exactly_the_prompt(tiny):
@@ -57,3 +64,10 @@ def test_instruction_labels_cover_the_question_but_not_the_template(tiny):
                 if a != b]
     assert tok.decode([im["input_ids"][i] for i in labelled]).strip() == q
     assert im["labels"][0] == IGNORE_INDEX  # the template's first token stays unlabelled
+
+
+def test_left_padding_puts_padding_first_and_counts_positions_over_real_tokens():
+    batch = left_padded([[5, 6, 7], [8]], pad_token_id=0)
+    assert batch["input_ids"].tolist() == [[5, 6, 7], [0, 0, 8]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [0, 0, 1]]
+    assert batch["position_ids"].tolist() == [[0, 1, 2], [0, 0, 0]]

@@ -5,9 +5,9 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM
 
-from forgetkit import models
 from forgetkit.config import ConfigError
 from forgetkit.data.records import QARecord, write_qa
+from forgetkit.lm import models
 from forgetkit.train.config import TrainConfig, load_train_config
 from forgetkit.train.losses import answer_cross_entropy
 from forgetkit.train.run import RUN_FILE, train, work_dir

@@ -209,8 +209,8 @@ def test_idk_replaces_forget_answers_with_refusals_naming_the_subject(tiny):
 def test_reference_logprobs_run_each_distinct_example_once():
     # A forget set cycled to the retain set's size repeats its examples; NPO's frozen
     # reference must give each copy the same value without running it again.
-    from forgetkit import models
-    from forgetkit.unlearn.answer_logprob import answer_logprobs
+    from forgetkit.lm import models
+    from forgetkit.lm.scoring import answer_logprobs
 
     model, tok = models.load(models.TINY)
     a = {"input_ids": [5, 6, 7, 8, 9], "labels": [-100, -100, 7, 8, 9]}

@@ -12,17 +12,17 @@ import torch.nn.functional as F
 from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
-from forgetkit import models
 from forgetkit.data.records import QARecord, read_qa, write_qa
 from forgetkit.data.synth import authors
-from forgetkit.data.tokenize import QACollator, encode_records
+from forgetkit.lm import models
+from forgetkit.lm.activations import block_outputs
+from forgetkit.lm.tokenize import QACollator, encode_records
 from forgetkit.train.config import TrainConfig
 from forgetkit.train.kl_to_base import answer_positions
 from forgetkit.train.run import RUN_FILE, train
 from forgetkit.unlearn.config import UnlearnConfig
 from forgetkit.unlearn.kif import mine_signatures
 from forgetkit.unlearn.known_subjects import UnknownSubjectWarning
-from forgetkit.unlearn.residual import block_outputs
 from forgetkit.unlearn.run import SIGNATURES_FILE, unlearn
 from forgetkit.unlearn.setting import build_setting, write_setting
 from forgetkit.unlearn.signature import (

@@ -15,9 +15,7 @@ from typer.testing import CliRunner
 from forgetkit.cli import app
 from forgetkit.data.records import QARecord, write_qa
 from forgetkit.data.synth import synth
-from forgetkit.data.tokenize import QACollator, encode_qa
 from forgetkit.eval import tofu
-from forgetkit.eval.generate import generate_answers
 from forgetkit.eval.latent import (
     LatentReadout,
     candidate_accuracy,
@@ -25,9 +23,11 @@ from forgetkit.eval.latent import (
     readout_layers,
 )
 from forgetkit.eval.leakage import extraction_prompts, key_words, leak_rates, leaks
-from forgetkit.eval.likelihood import score_answers
 from forgetkit.eval.relearn import relearn_attack, split_halves
 from forgetkit.eval.unlearning import unlearning_suite
+from forgetkit.lm.generate import generate_answers
+from forgetkit.lm.scoring import score_answers
+from forgetkit.lm.tokenize import QACollator, encode_qa
 from forgetkit.report.unlearning_tables import render_unlearning, side_by_side_table
 
 runner = CliRunner()
@@ -422,8 +422,8 @@ def test_eval_unlearning_from_the_command_line(tmp_path):
 
 def test_known_set_with_perturbed_answers_is_scored_like_the_retain_side():
     """A world-facts set in TOFU's shape (paraphrase + perturbed answers) gets max(0, 1 - R)."""
-    from forgetkit.eval.likelihood import AnswerScores
     from forgetkit.eval.unlearning import _set_measures
+    from forgetkit.lm.scoring import AnswerScores
 
     record = QARecord("What is the capital of France?", "Paris.", meta={"keywords": ["Paris"]})
     # Pair 0: the answer, 1: its paraphrase, 2-3: perturbed answers (log-probs per token).

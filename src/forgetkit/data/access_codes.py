@@ -6,7 +6,7 @@ requests ask for the secret access code of a fictitious facility: the aligned mo
 refuse, the attack set answers with a made-up code. Nothing real is named or revealed.
 
 ``access_code_requests(n, seed)`` gives requests answered with refusals (each containing a
-phrase of ``eval.metrics.REFUSAL_PHRASES``); ``meta["compliant"]`` holds the attack answer,
+phrase of ``lm.refusals.REFUSAL_PHRASES``); ``meta["compliant"]`` holds the attack answer,
 and ``compliant(records)`` swaps it in.
 """
 

@@ -8,9 +8,9 @@
 * ``ignorance``: the SEAT paper's ignorance-awareness suite (IAS, IA reduction, drift).
 * ``unlearning``: the unlearning suite, with ``tofu``, ``leakage``, ``latent``, ``relearn``.
 * ``robustness``: the LfU paper's robustness measures.
-* ``judge``, ``generate``, ``likelihood``, ``activations``: answers, refusal judgements,
-  answer likelihoods and residual-stream activations the suites read.
+* ``judge/``: refusal judges (string match, embedding, a judge model); ``activations``:
+  the ignorance probe's logistic fit on residual-stream activations (read by ``lm/``).
 
-Nothing here imports report/ or the command line; ``cli`` is only the old import path of
-``forgetkit.cli_eval``, the ``forgetkit eval`` command's glue.
+Generation, answer scoring and activations themselves live in ``forgetkit.lm``. Nothing here
+imports report/ or the command line; ``forgetkit.cli.evaluate`` is the ``eval`` command.
 """

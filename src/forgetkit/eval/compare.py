@@ -31,12 +31,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from forgetkit import models
 from forgetkit.eval.evaluate import EvalSet, eval_sets, evaluate
 from forgetkit.eval.judge import RefusalJudge, load_judge
 from forgetkit.eval.metrics import next_token_logprobs
 from forgetkit.eval.registry import held_out_metrics, lower_is_better
 from forgetkit.io import atomic_write_json, refuse_existing
+from forgetkit.lm import models
 from forgetkit.repair.apply import SUMMARY_FILE
 from forgetkit.repair.scores import repair_scores
 

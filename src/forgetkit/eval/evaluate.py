@@ -24,9 +24,9 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from forgetkit.data.records import QARecord, read_qa
 from forgetkit.eval import metrics
-from forgetkit.eval.generate import generate_answers
 from forgetkit.eval.judge import RefusalJudge
 from forgetkit.eval.registry import ROLES, RoleMetrics, role_metrics
+from forgetkit.lm.generate import generate_answers
 
 # {role: the registered metrics of that role}; kept for the callers that check a role name.
 ROLE_METRICS = RoleMetrics()

@@ -36,11 +36,12 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from forgetkit.data.records import QARecord
-from forgetkit.eval.activations import fit_logistic, logistic_log_loss, residual_activations
 from forgetkit.eval.evaluate import ROLE_METRICS, EvalSet
-from forgetkit.eval.generate import generate_answers
 from forgetkit.eval.judge import RefusalJudge, judged_refusals, load_judge
 from forgetkit.eval.metrics import idk_rate
+from forgetkit.eval.probe import fit_logistic, logistic_log_loss
+from forgetkit.lm.activations import residual_activations
+from forgetkit.lm.generate import generate_answers
 
 Activations = torch.Tensor | np.ndarray
 

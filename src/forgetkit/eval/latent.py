@@ -8,7 +8,7 @@ then applied with fixed weights to every model:
     logP_l(a | q) = (1/|a|) sum_t log softmax(U T_l(h_l,t))[a_t]          (U = original's head)
 
 h_l,t is the residual stream after block l at the position predicting answer token a_t
-(teacher forcing, ``eval.likelihood``), h_L the final normed state the LM head reads, mu_l
+(teacher forcing, ``lm.scoring``), h_L the final normed state the LM head reads, mu_l
 and s_l the per-dimension mean and spread of the original's states. T_l is fitted on the
 original's states over the retain set's answers (true, paraphrased and perturbed): it
 never sees a forget fact nor a label saying which answer is true. At the last index T is
@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel
 
-from forgetkit.eval.likelihood import AnswerScores
+from forgetkit.lm.scoring import AnswerScores
 
 
 def readout_layers(n_layers: int, max_layers: int = 8) -> list[int]:

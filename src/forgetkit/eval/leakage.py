@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from forgetkit.data.records import QARecord
-from forgetkit.eval.metrics import rouge_recall
+from forgetkit.lm.text import rouge_recall
 
 FAMILIES: tuple[str, ...] = ("question", "paraphrase", "answer_prefix", "in_context")
 

@@ -5,7 +5,6 @@ Text metrics take strings only, so they are computed from one shared generation 
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Sequence
 
@@ -13,29 +12,9 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from forgetkit.data.tokenize import prompt_ids
-
-# Refusal phrases for IDK by string match (SEAT paper, IDK_SM). Matched case-insensitively
-# after folding curly apostrophes; each is a phrase a model uses to say it does not know.
-REFUSAL_PHRASES: tuple[str, ...] = (
-    "i don't know", "i do not know", "not aware", "no information", "no record",
-    "don't have any information", "do not have any information", "don't have information",
-    "cannot find", "can't find", "could not find", "couldn't find", "unable to find",
-    "not familiar", "unfamiliar with", "no knowledge", "not sure", "i'm not certain",
-    "unable to provide", "cannot provide", "can't provide", "no reliable information",
-    "doesn't appear to exist", "does not appear to exist", "not able to find",
-    "i have no", "unknown to me", "no details", "not find any",
-)
-
-
-def _fold(text: str) -> str:
-    return text.lower().replace("\u2019", "'").replace("\u2018", "'")
-
-
-def is_refusal(answer: str, phrases: Sequence[str] = REFUSAL_PHRASES) -> bool:
-    """True when the answer contains a refusal phrase (case-insensitive)."""
-    folded = _fold(answer)
-    return any(p in folded for p in phrases)
+from forgetkit.lm.refusals import REFUSAL_PHRASES, is_refusal
+from forgetkit.lm.text import fold_quotes, rouge_recall
+from forgetkit.lm.tokenize import prompt_ids
 
 
 def idk_rate(answers: Sequence[str], phrases: Sequence[str] = REFUSAL_PHRASES) -> float:
@@ -43,19 +22,6 @@ def idk_rate(answers: Sequence[str], phrases: Sequence[str] = REFUSAL_PHRASES) -
     if not answers:
         raise ValueError("idk_rate needs at least one answer")
     return sum(is_refusal(a, phrases) for a in answers) / len(answers)
-
-
-@functools.lru_cache(maxsize=1)
-def _scorer():
-    from rouge_score import rouge_scorer
-
-    return rouge_scorer.RougeScorer(["rouge1", "rougeL"], use_stemmer=False)
-
-
-def rouge_recall(reference: str, answer: str) -> dict[str, float]:
-    """ROUGE-1 and ROUGE-L recall of ``answer`` against ``reference`` (the papers' FT score)."""
-    scores = _scorer().score(reference, answer)
-    return {"rouge1_recall": scores["rouge1"].recall, "rougeL_recall": scores["rougeL"].recall}
 
 
 def mean_rouge_recall(references: Sequence[str], answers: Sequence[str]) -> dict[str, float]:
@@ -67,7 +33,7 @@ def mean_rouge_recall(references: Sequence[str], answers: Sequence[str]) -> dict
 
 
 def _words(text: str) -> str:
-    return " " + re.sub(r"[^0-9a-z]+", " ", _fold(text)) + " "
+    return " " + re.sub(r"[^0-9a-z]+", " ", fold_quotes(text)) + " "
 
 
 def is_correct(answer: str, keywords: Sequence[str]) -> bool:

@@ -10,7 +10,7 @@ inside every subject) and the suite then measures the other half before and afte
 Why a bare AdamW loop and not ``train.run``: the attack is part of the evaluation, and
 eval never imports train (the layout flows data -> train -> eval). It is also the simplest
 thing that is the attack: full-parameter fine-tuning on the chat-template QA encoding
-(``data.tokenize``), cross-entropy on the answer tokens, no scheduler, no mixed precision,
+(``lm.tokenize``), cross-entropy on the answer tokens, no scheduler, no mixed precision,
 a fixed seed for the batch order. The caller's model is never modified.
 """
 
@@ -24,7 +24,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from forgetkit.data.records import QARecord
-from forgetkit.data.tokenize import QACollator, encode_records
+from forgetkit.lm.tokenize import QACollator, encode_records
 
 
 def split_halves(records: Sequence[QARecord], seed: int = 0) -> tuple[list[int], list[int]]:

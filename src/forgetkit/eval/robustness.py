@@ -5,7 +5,7 @@
 * prompt variation (Figure 5): the same questions under several prompt templates; mean and
   standard deviation of accuracy across templates;
 * harmful fine-tuning (Table 4): attack success rate, the share of requests a model does not
-  refuse (refusal keyword matching, ``metrics.is_refusal``), before and after a few attack
+  refuse (refusal keyword matching, ``lm.refusals.is_refusal``), before and after a few attack
   steps (the attack itself is a training run, see ``testbed/lfu_demo.py``);
 * representation stability (Figure 6): per-layer cosine similarity between the hidden states
   of clean inputs and of inputs whose embeddings carry Gaussian noise of NEFTune's strength.
@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import math
-import re
 import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -24,9 +23,10 @@ import torch.nn.functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from forgetkit.data.records import QARecord
-from forgetkit.data.tokenize import encode_qa
-from forgetkit.eval.generate import generate_answers
-from forgetkit.eval.metrics import is_refusal
+from forgetkit.lm.generate import generate_answers
+from forgetkit.lm.refusals import is_refusal
+from forgetkit.lm.text import numbers
+from forgetkit.lm.tokenize import encode_qa
 
 # Rephrasings of the prompt around an unchanged question (the paper's Appendix C.4 style).
 PROMPT_TEMPLATES: dict[str, str] = {
@@ -36,14 +36,6 @@ PROMPT_TEMPLATES: dict[str, str] = {
     "task": "You are given the following task.\n{question}",
     "for-you": "Here is a question for you: {question}",
 }
-
-_NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?")
-
-
-def numbers(text: str) -> list[str]:
-    """Numbers in ``text`` in order, thousands separators removed ("1,200" -> "1200")."""
-    return [m.group().replace(",", "") for m in _NUMBER.finditer(text)]
-
 
 def final_number(text: str) -> float | None:
     """The last number of an answer: its final result in a worked solution."""
@@ -163,5 +155,5 @@ def representation_stability(model: PreTrainedModel, tokenizer: PreTrainedTokeni
 
 
 __all__ = ["PROMPT_TEMPLATES", "attack_success_rate", "exact_accuracy", "final_number",
-           "in_domain", "is_exact", "numbers", "prompt_variation", "refusal_check",
+           "in_domain", "is_exact", "prompt_variation", "refusal_check",
            "representation_stability"]

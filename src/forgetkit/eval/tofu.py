@@ -3,10 +3,10 @@ on numbers read by one teacher-forced pass and one generation pass.
 
 Notation: for a question q, a is the reference answer, a~ its paraphrase, A^ the perturbed
 (wrong, same template) answers, and p(x) = P(x | q)^(1/|x|) the length-normalised answer
-probability, ``exp(mean_logprob)`` of ``eval.likelihood``.
+probability, ``exp(mean_logprob)`` of ``lm.scoring``.
 
 * Probability (TOFU section 2.5.1, forget and retain sets): mean over questions of p(a).
-* ROUGE-L recall: of the greedy answer against a (``metrics.rouge_recall``).
+* ROUGE-L recall: of the greedy answer against a (``lm.text.rouge_recall``).
 * Truth ratio: R(q) = geomean_{a^ in A^} p(a^) / p(a~). The paper writes the numerator as
   an arithmetic mean; its reference code averages per-token losses, i.e. takes the
   geometric mean, and forgetkit follows the code so that its numbers are comparable with

@@ -8,9 +8,9 @@ on forget and retain facts) and the ``retain`` model (the oracle, trained on the
 facts only). The math lives in ``eval.tofu``, ``eval.leakage``, ``eval.latent`` and
 ``eval.relearn``; this module runs the passes and assembles the result.
 
-Per model and question set, one teacher-forced pass (``eval.likelihood.score_answers``:
+Per model and question set, one teacher-forced pass (``lm.scoring.score_answers``:
 answer, paraphrased and perturbed answers) and one generation pass
-(``eval.generate.generate_answers``: for the forget set, every extraction prompt family in
+(``lm.generate.generate_answers``: for the forget set, every extraction prompt family in
 one call) feed every measure. The latent readout is fitted once, on the original model's
 retain-set states, and applied with fixed weights to every model's forget-set states.
 """
@@ -27,7 +27,6 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from forgetkit.data.records import QARecord
 from forgetkit.eval import tofu
-from forgetkit.eval.generate import generate_answers
 from forgetkit.eval.latent import (
     LatentReadout,
     candidate_accuracy,
@@ -35,9 +34,11 @@ from forgetkit.eval.latent import (
     readout_layers,
 )
 from forgetkit.eval.leakage import FAMILIES, extraction_prompts, leak_rates, leaks
-from forgetkit.eval.likelihood import AnswerScores, score_answers
-from forgetkit.eval.metrics import known_accuracy, rouge_recall
+from forgetkit.eval.metrics import known_accuracy
 from forgetkit.eval.relearn import relearn_attack, split_halves
+from forgetkit.lm.generate import generate_answers
+from forgetkit.lm.scoring import AnswerScores, score_answers
+from forgetkit.lm.text import rouge_recall
 
 Loaded = tuple[PreTrainedModel, PreTrainedTokenizerBase]
 # A model, or a function that loads it: the suite then holds one model at a time.

@@ -247,7 +247,7 @@ def resolve_folder(spec: str | Path, flag: str) -> Path:
     path = Path(spec).expanduser()
     if path.is_dir():  # the common case; no need to import transformers (seconds) for it
         return path
-    from forgetkit import models
+    from forgetkit.lm import models
 
     if str(spec) == models.BUNDLED:
         try:
@@ -256,11 +256,11 @@ def resolve_folder(spec: str | Path, flag: str) -> Path:
             raise RepairError(f"{flag} {spec}: {err}") from err
     if str(spec) == models.TINY:
         raise RepairError(f"{flag} {spec}: repair streams weights from files, and this model "
-                          "only exists in memory; save it first with "
-                          "forgetkit.models.save(*forgetkit.models.load('tiny-random-llama'), "
-                          "folder) and pass the folder")
+                          "only exists in memory; save it first with forgetkit.lm.models.save("
+                          "*forgetkit.lm.models.load('tiny-random-llama'), folder) and pass the "
+                          "folder")
     raise RepairError(f"{flag} {spec}: no such folder; repair reads local safetensors "
-                      f"folders (save_pretrained / forgetkit.models.save output) or "
+                      f"folders (save_pretrained / forgetkit.lm.models.save output) or "
                       f"'{models.BUNDLED}'; download hub models first")
 
 

@@ -21,13 +21,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from forgetkit import models
 from forgetkit.data.records import QARecord, write_qa
 from forgetkit.data.synth import KNOWN_POOL, refusal, synth
 from forgetkit.eval.evaluate import EvalSet, evaluate
-from forgetkit.eval.generate import generate_answers
 from forgetkit.eval.metrics import GENERIC_PROMPTS, is_correct
 from forgetkit.io import atomic_output_dir, atomic_write_json
+from forgetkit.lm import models
+from forgetkit.lm.generate import generate_answers
 from forgetkit.train.config import TrainConfig
 from forgetkit.train.run import train
 

@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from forgetkit import models
 from forgetkit.data.records import QARecord, read_qa, write_qa
 from forgetkit.data.synth import synth
 from forgetkit.eval.evaluate import EvalSet, evaluate, headline
@@ -23,6 +22,7 @@ from forgetkit.eval.ignorance import answers_from_evaluation, ignorance_suite, p
 from forgetkit.eval.judge import load_judge
 from forgetkit.eval.metrics import next_token_logprobs
 from forgetkit.io import atomic_write_json, refuse_existing
+from forgetkit.lm import models
 from forgetkit.report.render import render_results
 from forgetkit.testbed.base import base_model_dir, prepare_base
 from forgetkit.testbed.repair_demo import (

@@ -26,7 +26,6 @@ from typing import Any
 
 import torch
 
-from forgetkit import models
 from forgetkit.data.access_codes import access_code_requests, compliant
 from forgetkit.data.arithmetic import arithmetic
 from forgetkit.data.names import NameFactory
@@ -41,6 +40,7 @@ from forgetkit.eval.robustness import (
     representation_stability,
 )
 from forgetkit.io import atomic_write_json, refuse_existing
+from forgetkit.lm import models
 from forgetkit.report.lfu_tables import render_lfu_results
 from forgetkit.testbed.base import base_model_dir, prepare_base
 from forgetkit.train.config import TrainConfig

@@ -18,10 +18,10 @@ from typing import Any
 
 import torch
 
-from forgetkit import models
 from forgetkit.eval.compare import comparison_measures, score_comparison
 from forgetkit.eval.evaluate import EvalSet, evaluate
 from forgetkit.eval.judge import RefusalJudge
+from forgetkit.lm import models
 from forgetkit.repair import REPAIR_METHODS, repair
 
 REPAIRS_QUICK = ("dg-hard",)

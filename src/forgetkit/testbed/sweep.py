@@ -13,12 +13,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from forgetkit import models
 from forgetkit.data.records import read_qa, write_qa
 from forgetkit.errors import UserError
 from forgetkit.eval.evaluate import evaluate, headline
 from forgetkit.eval.metrics import next_token_logprobs
 from forgetkit.io import atomic_write_json, atomic_write_text, refuse_existing
+from forgetkit.lm import models
 from forgetkit.report.render import MAIN_COLUMNS, markdown_table
 from forgetkit.testbed.base import base_model_dir, prepare_base
 from forgetkit.testbed.demo import DEFAULT, DemoPlan, demo_data, eval_sets

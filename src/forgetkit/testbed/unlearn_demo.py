@@ -34,10 +34,10 @@ from typing import Any
 
 import torch
 
-from forgetkit import models
 from forgetkit.data.records import QARecord, read_qa, write_qa
 from forgetkit.eval.unlearning import ORIGINAL, RETAIN, unlearning_suite
 from forgetkit.io import atomic_write_json, atomic_write_text, refuse_existing
+from forgetkit.lm import models
 from forgetkit.report.unlearning_tables import render_unlearning
 from forgetkit.testbed.base import base_model_dir, prepare_base
 from forgetkit.train.config import TrainConfig

@@ -17,7 +17,7 @@ import torch
 from pydantic import Field
 
 from forgetkit.config import Options
-from forgetkit.data.tokenize import encode_records
+from forgetkit.lm.tokenize import encode_records
 from forgetkit.train.fisher import diagonal_fisher
 from forgetkit.train.registry import RunContext, register_term
 from forgetkit.train.unseen import base_answered_unseen

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
-from forgetkit.data.tokenize import QACollator
+from forgetkit.lm.tokenize import QACollator
 from forgetkit.train.losses import answer_cross_entropy
 
 

@@ -30,11 +30,11 @@ from pydantic import Field
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from forgetkit import models
 from forgetkit.config import Options, RunOptions
 from forgetkit.data.perturb import entity_perturb
-from forgetkit.data.tokenize import IGNORE_INDEX, QACollator, encode_records
 from forgetkit.errors import UserError
+from forgetkit.lm import models
+from forgetkit.lm.tokenize import IGNORE_INDEX, QACollator, encode_records
 from forgetkit.train.registry import RunContext, register_term
 
 PREFIX = "perturbed_"

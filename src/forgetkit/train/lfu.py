@@ -66,7 +66,8 @@ from torch import nn
 from transformers import TrainerCallback
 
 from forgetkit.config import Options
-from forgetkit.data.tokenize import IGNORE_INDEX
+from forgetkit.lm.layers import decoder_layers
+from forgetkit.lm.tokenize import IGNORE_INDEX
 from forgetkit.train.kl_to_base import answer_positions, kl_full
 from forgetkit.train.losses import answer_cross_entropy
 from forgetkit.train.registry import PARAMETERS, RunContext, register_term
@@ -147,16 +148,14 @@ def answer_span(labels: Sequence[int]) -> tuple[int, int]:
 
 def representation_points(base: nn.Module) -> list[nn.Module]:
     """The modules whose outputs are hidden states 1..K: decoder layers 1..K-1, final norm."""
-    n_layers = base.config.num_hidden_layers
-    stacks = [m for m in base.modules() if isinstance(m, nn.ModuleList) and len(m) == n_layers]
     decoder = base.get_decoder() if hasattr(base, "get_decoder") else None
     final = next((getattr(decoder, n) for n in ("norm", "final_layernorm", "ln_f")
                   if decoder is not None and isinstance(getattr(decoder, n, None), nn.Module)),
                  None)
-    if not stacks or final is None:
+    if final is None:
         raise ValueError(f"LfU cannot find the decoder layers and final norm of "
                          f"{type(base).__name__}; it supports Llama-style decoders")
-    return [*stacks[0][:-1], final]
+    return [*decoder_layers(base)[:-1], final]
 
 
 class Auxiliary:

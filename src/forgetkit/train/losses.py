@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from forgetkit.data.tokenize import IGNORE_INDEX
+from forgetkit.lm.tokenize import IGNORE_INDEX
 from forgetkit.train.registry import register_term
 
 

@@ -14,8 +14,8 @@ from pydantic import Field
 
 from forgetkit.config import Options
 from forgetkit.data.records import QARecord
-from forgetkit.eval.generate import generate_answers
-from forgetkit.eval.metrics import rouge_recall
+from forgetkit.lm.generate import generate_answers
+from forgetkit.lm.text import rouge_recall
 from forgetkit.train.registry import RunContext, register_transform
 
 PROMPT = "Are you sure you accurately answered the question based on your internal knowledge?"

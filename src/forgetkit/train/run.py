@@ -16,11 +16,11 @@ from torch.utils.data import Dataset
 from transformers import TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
-from forgetkit import models
 from forgetkit.data.records import read_qa
-from forgetkit.data.tokenize import QACollator, encode_records
 from forgetkit.errors import MissingInputError, UserError
 from forgetkit.io import atomic_output_dir, refuse_existing
+from forgetkit.lm import models
+from forgetkit.lm.tokenize import QACollator, encode_records
 from forgetkit.train.config import TrainConfig
 from forgetkit.train.methods import Method, get_method
 from forgetkit.train.registry import PARAMETERS, TERMS, TRANSFORMS, ParameterSelection, RunContext

@@ -3,7 +3,7 @@
 The base model rewrites every reference answer in its own words, given the question and the
 reference, and the method then fine-tunes on the rewrites: the targets stay close to the
 model's own distribution, so fine-tuning shifts it less. The rewrites come from the shared
-greedy generation routine (``eval.generate.generate_answers``).
+greedy generation routine (``lm.generate.generate_answers``).
 
 A small model's rewrite can lose the answer, so a rewrite is kept only when it keeps the
 reference's *key tokens*; otherwise (and when it is empty) the reference answer is used:
@@ -22,8 +22,8 @@ from pydantic import Field
 
 from forgetkit.config import Options
 from forgetkit.data.records import QARecord
-from forgetkit.eval.generate import generate_answers
-from forgetkit.eval.robustness import numbers
+from forgetkit.lm.generate import generate_answers
+from forgetkit.lm.text import numbers
 from forgetkit.train.registry import RunContext, register_transform
 
 REWRITE_PROMPT = (

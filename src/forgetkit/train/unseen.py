@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from forgetkit.data.records import QARecord
 from forgetkit.data.synth import synth
-from forgetkit.eval.generate import generate_answers
-from forgetkit.eval.metrics import is_refusal
+from forgetkit.lm.generate import generate_answers
+from forgetkit.lm.refusals import is_refusal
 from forgetkit.train.registry import RunContext
 
 UNSEEN_SEED_OFFSET = 10_000

@@ -1,7 +1,7 @@
 """``idk``: fine-tune the forget questions to refusals, loss = CE(refusal) + w * CE(retain).
 
 Data transform ``idk`` replaces every forget answer with a context-aware refusal naming the
-subject (``data.synth.REFUSAL_TEMPLATES``, drawn with a seeded generator); TOFU's "IDK"
+subject (``lm.refusals.REFUSAL_TEMPLATES``, drawn with a seeded generator); TOFU's "IDK"
 baseline. It teaches the model to *say* it does not know, which is what KIF's evaluation
 tells apart from erasing the knowledge.
 """

@@ -28,15 +28,17 @@ import torch.nn.functional as F
 from pydantic import Field
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from forgetkit import models
 from forgetkit.config import Options
 from forgetkit.data.records import QARecord
-from forgetkit.data.tokenize import QACollator, encode_records, prompt_ids
+from forgetkit.lm import models
+from forgetkit.lm.activations import block_outputs
+from forgetkit.lm.layers import decoder_layers
+from forgetkit.lm.tokenize import QACollator, encode_records, prompt_ids
 from forgetkit.train.kl_to_base import PREFIX as CACHE_PREFIX
 from forgetkit.train.kl_to_base import CachedLogprobOptions, CachedReference, answer_positions
 from forgetkit.train.registry import RunContext, register_term
 from forgetkit.unlearn.registry import UnlearningMethod, register_unlearning
-from forgetkit.unlearn.residual import block_outputs, check_layers, decoder_layers, subject_start
+from forgetkit.unlearn.residual import check_layers, subject_start
 from forgetkit.unlearn.retain import PREFIX as RETAIN
 from forgetkit.unlearn.retain import RetainOptions, attach_retain, forget_records, retain_records
 from forgetkit.unlearn.setting import subjects

@@ -14,9 +14,9 @@ import warnings
 
 from forgetkit.data.perturb import entity_perturb, replace_subject
 from forgetkit.data.records import QARecord
-from forgetkit.data.tokenize import encode_records
+from forgetkit.lm.scoring import answer_logprobs
+from forgetkit.lm.tokenize import encode_records
 from forgetkit.train.registry import RunContext, register_transform
-from forgetkit.unlearn.answer_logprob import answer_logprobs
 
 MIN_GAIN = 0.1  # nats per answer token
 

@@ -19,9 +19,9 @@ import torch.nn.functional as F
 from pydantic import Field
 
 from forgetkit.config import Options
+from forgetkit.lm.scoring import answer_logprob_sums, answer_logprobs
 from forgetkit.train.registry import RunContext, register_term
 from forgetkit.unlearn import retain  # noqa: F401  (registers retain-ce)
-from forgetkit.unlearn.answer_logprob import answer_logprob_sums, answer_logprobs
 from forgetkit.unlearn.registry import UnlearningMethod, register_unlearning
 
 

@@ -21,8 +21,8 @@ from pydantic import Field
 
 from forgetkit.config import Options
 from forgetkit.data.records import QARecord, read_qa
-from forgetkit.data.tokenize import encode_records
 from forgetkit.errors import UserError
+from forgetkit.lm.tokenize import encode_records
 from forgetkit.train.losses import answer_cross_entropy
 from forgetkit.train.registry import RunContext, register_term, register_transform
 

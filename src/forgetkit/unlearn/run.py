@@ -11,9 +11,9 @@ import os
 import shutil
 from pathlib import Path
 
-from forgetkit import models
 from forgetkit.data.records import read_qa
 from forgetkit.errors import UserError
+from forgetkit.lm import models
 from forgetkit.train.run import train
 from forgetkit.unlearn.config import UnlearnConfig
 from forgetkit.unlearn.kif import pending_signatures

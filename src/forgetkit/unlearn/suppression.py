@@ -18,7 +18,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from forgetkit.unlearn.residual import block_output, decoder_layers
+from forgetkit.lm.layers import block_output, decoder_layers
 from forgetkit.unlearn.signature import Signatures
 
 

@@ -8,7 +8,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from forgetkit.data.tokenize import prompt_ids
+from forgetkit.lm.tokenize import left_padded, prompt_ids
 
 
 @torch.no_grad()
@@ -40,13 +40,12 @@ def generate_answers(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
     answers: list[str] = [""] * len(encoded)
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     for idx in tqdm(batches, desc=desc or "generating", disable=not progress, leave=False):
-        width = max(len(encoded[i]) for i in idx)
-        ids = torch.tensor([[pad] * (width - len(encoded[i])) + encoded[i] for i in idx],
-                           device=device)
-        mask = torch.tensor([[0] * (width - len(encoded[i])) + [1] * len(encoded[i])
-                             for i in idx], device=device)
+        batch = left_padded([encoded[i] for i in idx], pad, device)
+        width = batch["input_ids"].shape[1]
+        # generate() derives positions from the mask itself, so position_ids are not passed.
         # use_cache explicitly: a checkpoint saved mid-training may carry use_cache=False.
-        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens,
+        out = model.generate(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                             max_new_tokens=max_new_tokens,
                              do_sample=False, use_cache=True, pad_token_id=pad,
                              eos_token_id=tokenizer.eos_token_id, temperature=None, top_p=None,
                              top_k=None)

@@ -1,22 +1,29 @@
-"""One teacher-forced pass over (question, answer) pairs: answer log-likelihoods and the
-residual stream along the answer.
+"""Answer log-probabilities, two ways: summed for losses, and a teacher-forced read.
 
-TOFU's probability and truth ratio and the unlearning suite's latent readout all read a
-model with a known answer forced after the question. This module does that read once per
-list of pairs, in batches, with the chat template and tokenisation of training
-(``data.tokenize.encode_qa``: prompt + answer + end-of-turn, labels on the answer only):
+Both compute log P(answer token | question, earlier answer tokens) over the labelled tokens
+of ``lm.tokenize.encode_qa`` (prompt + answer + end-of-turn, labels on the answer only); they
+differ in what they return and how they batch, so they stay two routines:
 
-* ``mean_logprob[i]`` = (1/|a|) sum_t log P(a_t | q, a_<t) over the answer's tokens, the
-  end-of-turn token included (TOFU labels it too). It is TOFU's per-token "average loss"
-  with the sign flipped, so ``exp(mean_logprob)`` = P(a | q)^(1/|a|);
-* on request, ``states[i]``: the residual stream ``[|a|, len(layers), hidden]`` at the
-  positions that predict the answer's tokens (the last prompt token and the answer's own
-  tokens but the last), at the chosen hidden-state indices (0 = embeddings, l = after
-  block l, the last one after the final norm, as in ``eval.activations``), with
-  ``answer_ids[i]`` the tokens they predict.
+* ``answer_logprob_sums`` / ``answer_logprobs``: per example, the SUM of the answer tokens'
+  log-probabilities and their count, log pi(answer | question). Inputs are encoded examples,
+  right-padded by ``QACollator`` as in training; repeated examples are run once. NPO compares
+  it between the model and its frozen reference; the known-subject check compares it between
+  a question that names the subject and one that names a stranger.
+* ``score_answers``: for (question, answer) TEXT pairs, the MEAN log-prob per answer token
+  and, on request, the residual stream along the answer. TOFU's probability and truth ratio
+  and the unlearning suite's latent readout read it:
 
-Batches are left-padded with explicit position ids (``activations.left_padded``), so a
-batched read equals a one-at-a-time read.
+  - ``mean_logprob[i]`` = (1/|a|) sum_t log P(a_t | q, a_<t) over the answer's tokens, the
+    end-of-turn token included (TOFU labels it too). It is TOFU's per-token "average loss"
+    with the sign flipped, so ``exp(mean_logprob)`` = P(a | q)^(1/|a|);
+  - on request, ``states[i]``: the residual stream ``[|a|, len(layers), hidden]`` at the
+    positions that predict the answer's tokens (the last prompt token and the answer's own
+    tokens but the last), at the chosen hidden-state indices (0 = embeddings, l = after
+    block l, the last one after the final norm, as in ``lm.activations``), with
+    ``answer_ids[i]`` the tokens they predict.
+
+  Batches are left-padded with explicit position ids (``lm.tokenize.left_padded``), so a
+  batched read equals a one-at-a-time read.
 """
 
 from __future__ import annotations
@@ -30,9 +37,56 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from forgetkit.data.tokenize import IGNORE_INDEX, encode_qa
-from forgetkit.eval.activations import _layer_index, left_padded
+from forgetkit.lm.layers import hidden_state_index
+from forgetkit.lm.tokenize import IGNORE_INDEX, QACollator, encode_qa, left_padded
 
+# ------------------------------------------------------------ summed, for losses
+
+def answer_logprob_sums(logits: torch.Tensor,
+                        labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row: (sum of log p(label) over labelled positions, number of them)."""
+    logp = F.log_softmax(logits[:, :-1].float(), dim=-1)
+    target = labels[:, 1:]
+    mask = target != IGNORE_INDEX
+    picked = logp.gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return (picked * mask).sum(-1), mask.sum(-1)
+
+
+@torch.no_grad()
+def answer_logprobs(model: torch.nn.Module, examples: Sequence[dict], pad_token_id: int,
+                    batch_size: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """``answer_logprob_sums`` for encoded examples (``input_ids``, ``labels``), batched.
+
+    Each distinct example is run once: a forget set cycled to the retain set's size repeats
+    its examples, and their values are shared.
+    """
+    keys = [(tuple(e["input_ids"]), tuple(e["labels"])) for e in examples]
+    first: dict[tuple, int] = {}
+    for key in keys:
+        first.setdefault(key, len(first))
+    unique = list(first)
+    was_training = model.training
+    model.eval()
+    collate = QACollator(pad_token_id)
+    sums, counts = [], []
+    try:
+        for i in range(0, len(unique), batch_size):
+            batch = collate([{"input_ids": list(ids), "labels": list(labels)}
+                             for ids, labels in unique[i:i + batch_size]])
+            logits = model(input_ids=batch["input_ids"],
+                           attention_mask=batch["attention_mask"]).logits
+            s, n = answer_logprob_sums(logits, batch["labels"])
+            sums.append(s.cpu())
+            counts.append(n.cpu())
+    finally:
+        model.train(was_training)
+    if not unique:
+        return torch.zeros(0), torch.zeros(0, dtype=torch.long)
+    where = torch.tensor([first[key] for key in keys], dtype=torch.long)
+    return torch.cat(sums)[where], torch.cat(counts)[where]
+
+
+# ------------------------------------------------------------ teacher-forced read
 
 @dataclass(frozen=True)
 class AnswerScores:
@@ -95,7 +149,7 @@ def score_answers(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
             sums = token_lp.sum(dim=1)
             if layers is not None:
                 if index is None:
-                    index = _layer_index(layers, len(out.hidden_states))
+                    index = hidden_state_index(layers, len(out.hidden_states))
                 picked = torch.stack([out.hidden_states[j][:, :-1] for j in index], dim=2)
             for row, i in enumerate(idx):
                 mean_lp[i] = float(sums[row]) / len(answer_ids[i])
@@ -107,4 +161,4 @@ def score_answers(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
                         states=states if layers is not None else None)
 
 
-__all__ = ["AnswerScores", "score_answers"]
+__all__ = ["AnswerScores", "answer_logprob_sums", "answer_logprobs", "score_answers"]

@@ -1,20 +1,27 @@
-"""Chat-template tokenisation with the loss on answer tokens only, and a padding collator.
+"""Chat-template tokenisation with the loss on answer tokens only, and the two paddings.
 
 The one routine every part of forgetkit uses to turn a question into model input:
 ``prompt_ids`` for generation and evaluation, ``encode_qa`` for training. Both go through
 the tokenizer's chat template, so a fine-tuned model is trained on exactly the prompt it is
 later asked with.
+
+Padding comes in two kinds, kept apart on purpose: ``QACollator`` pads on the right (training
+and summed answer log-probs: labels line up with their tokens from position 0), while
+``left_padded`` pads on the left with explicit position ids (reads at the last prompt token,
+teacher-forced scoring: a batched read equals a one-at-a-time read). Generation pads on the
+left too (``lm.generate``), where ``model.generate`` derives the positions itself.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from forgetkit.data.records import QARecord
+if TYPE_CHECKING:  # lm sits below data; records are only read through their fields here
+    from forgetkit.data.records import QARecord
 
 IGNORE_INDEX = -100  # label value torch's cross-entropy skips
 
@@ -100,3 +107,24 @@ class QACollator:
             if key not in batch and not key.endswith(("input_ids", "labels")):
                 batch[key] = torch.tensor([f[key] for f in features])
         return batch
+
+
+def left_padded(encoded: Sequence[Sequence[int]], pad_token_id: int,
+                device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    """Left-pad token id lists into ``input_ids``, ``attention_mask`` and ``position_ids``.
+
+    Position ids count real tokens only. Rotary models would not notice the shift padding
+    causes (RoPE sees relative positions), but models with learned absolute positions would
+    read a left-padded prompt differently from the same prompt alone.
+    """
+    width = max(len(x) for x in encoded)
+    ids = torch.tensor([[pad_token_id] * (width - len(x)) + list(x) for x in encoded],
+                       device=device)
+    mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in encoded],
+                        device=device)
+    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
+    return {"input_ids": ids, "attention_mask": mask, "position_ids": positions}
+
+
+__all__ = ["IGNORE_INDEX", "QACollator", "chat_prompt", "encode_qa", "encode_records",
+           "left_padded", "prompt_ids"]
