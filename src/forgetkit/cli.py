@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -190,7 +189,7 @@ def prepare_base_cmd(
     no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
 ) -> None:
     """Build the ignorance-aware base from SmolLM2 (cached by a hash of its recipe)."""
-    from forgetkit.testbed.base import base_model_dir, prepare_base, summary_lines
+    from forgetkit.studies.base import base_model_dir, prepare_base, summary_lines
 
     try:
         folder, report = prepare_base(rebuild=rebuild, progress=not no_progress)
@@ -214,7 +213,7 @@ def demo(
     ablation: Annotated[bool, typer.Option("--ablation", help="with --lfu: only the ascent-direction ablation (lfu-lora with prev-ce, same-step, random; Table 1 and prompt variation) into <output>/lfu-directions; ~18 min")] = False,  # noqa: E501
 ) -> None:
     """The main job: aligned base -> contracts -> full, LoRA and SEAT fine-tunes -> report."""
-    from forgetkit.testbed.demo import run_demo
+    from forgetkit.studies.seat import run_demo
 
     try:
         if lfu and unlearn:
@@ -226,12 +225,12 @@ def demo(
         if ablation and not lfu:
             raise ValueError("--ablation belongs to the LfU demo: forgetkit demo --lfu --ablation")
         if unlearn:
-            from forgetkit.testbed.unlearn_demo import run_unlearn_demo
+            from forgetkit.studies.unlearning import run_unlearn_demo
 
             folder = run_unlearn_demo(output=output, quick=quick, full=full,
                                       overwrite=overwrite, progress=not no_progress)
         elif lfu:
-            from forgetkit.testbed.lfu_demo import run_lfu_demo
+            from forgetkit.studies.lfu import run_lfu_demo
 
             folder = run_lfu_demo(output=output, quick=quick, full=full, overwrite=overwrite,
                                   progress=not no_progress, ablation=ablation)
@@ -254,7 +253,7 @@ def sweep(
     no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
 ) -> None:
     """Train one method over a grid of options on the demo's data; one table row each."""
-    from forgetkit.testbed.sweep import parse_grid, run_sweep
+    from forgetkit.studies.sweep import parse_grid, run_sweep
 
     try:
         folder = run_sweep(method, parse_grid(grid), output, dataset=dataset,
@@ -266,17 +265,16 @@ def sweep(
 
 @app.command()
 def report(
-    results: Annotated[Path, typer.Argument(help="results.json written by demo")],
+    results: Annotated[Path, typer.Argument(help="a study's results folder or its results.json (forgetkit demo, demo --lfu, demo --unlearn), or the JSON of eval --compare")],  # noqa: E501
 ) -> None:
-    """Re-render the Markdown table and chart of a results.json."""
-    from forgetkit.report.render import render_results
+    """Re-render the Markdown report and charts of any study from its results."""
+    from forgetkit.studies.study import render_study
 
     try:
-        data = json.loads(results.read_text())
-        folder = render_results(data, results.parent)
-    except (OSError, json.JSONDecodeError, KeyError) as err:
-        _fail(ValueError(f"{results}: not a forgetkit results file ({err})"))
-    typer.echo((folder / "results.md").read_text())
+        markdown = render_study(results)
+    except (OSError, *_user_errors()) as err:
+        _fail(err)
+    typer.echo(markdown.read_text())
 
 
 def main() -> None:  # pragma: no cover - console entry point
