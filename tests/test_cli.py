@@ -92,7 +92,7 @@ def test_shipped_config_presets_are_valid():
 
 
 def test_sweep_grid_is_checked_before_anything_runs(tmp_path):
-    from forgetkit.testbed.sweep import parse_grid
+    from forgetkit.studies.sweep import parse_grid
 
     assert parse_grid(["learning_rate=1e-4,3e-4", "sparsity=0.5"], "seat") == {
         "learning_rate": [1e-4, 3e-4], "sparsity": [0.5]}

@@ -27,7 +27,7 @@ def test_batched_generation_equals_unbatched_on_smollm2(smollm2):
 
 @pytest.mark.e2e
 def test_quick_demo_end_to_end(tmp_path):
-    from forgetkit.testbed.demo import run_demo
+    from forgetkit.studies.seat import run_demo
 
     out = run_demo(output=tmp_path / "demo", quick=True, progress=False)
     results = json.loads((out / "results.json").read_text())

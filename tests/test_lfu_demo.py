@@ -1,4 +1,4 @@
-"""The LfU demo (testbed/lfu_demo.py) and its tables (report/lfu_tables.py)."""
+"""The LfU demo (studies/lfu.py) and its tables (report/lfu_tables.py)."""
 
 import dataclasses
 import json
@@ -6,7 +6,7 @@ import json
 import pytest
 
 from forgetkit.report.lfu_tables import average_ranks, table1
-from forgetkit.testbed import lfu_demo
+from forgetkit.studies import lfu as lfu_demo
 
 
 def test_average_rank_is_the_mean_of_category_ranks_with_shared_ties():

@@ -239,7 +239,7 @@ def test_eval_compare_needs_target_and_held_out_sets(tiny_runs, tmp_path):
 
 def test_demo_repair_step_on_tiny_checkpoints(tiny_runs, tmp_path):
     from forgetkit.data.records import read_qa
-    from forgetkit.testbed.repair_demo import repair_finetune
+    from forgetkit.studies.repair import repair_finetune
 
     r = tiny_runs
     sets = [EvalSet("train", "ft", read_qa(r["train"])),

@@ -1,4 +1,4 @@
-"""The unlearning demo (testbed/unlearn_demo.py): setting, cached models, table, flags."""
+"""The unlearning demo (studies/unlearning.py): setting, cached models, table, flags."""
 
 import json
 from dataclasses import replace
@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 from forgetkit.cli import app
 from forgetkit.data.records import write_qa
 from forgetkit.data.synth import synth
-from forgetkit.testbed import unlearn_demo
-from forgetkit.testbed.unlearn_demo import UnlearnPlan
+from forgetkit.studies import unlearning as unlearn_demo
+from forgetkit.studies.unlearning import UnlearnPlan
 
 runner = CliRunner()
 

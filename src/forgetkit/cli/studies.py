@@ -3,7 +3,6 @@ LfU, unlearning and repair experiments on the embedded model) and their reports.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -17,7 +16,7 @@ def prepare_base_command(
     no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
 ) -> None:
     """Build the ignorance-aware base from SmolLM2 (cached by a hash of its recipe)."""
-    from forgetkit.testbed.base import base_model_dir, prepare_base, summary_lines
+    from forgetkit.studies.base import base_model_dir, prepare_base, summary_lines
 
     folder, report = prepare_base(rebuild=rebuild, progress=not no_progress)
     for line in summary_lines(report):
@@ -37,7 +36,7 @@ def demo_command(
     ablation: Annotated[bool, typer.Option("--ablation", help="with --lfu: only the ascent-direction ablation (lfu-lora with prev-ce, same-step, random; Table 1 and prompt variation) into <output>/lfu-directions; ~18 min")] = False,  # noqa: E501
 ) -> None:
     """The main job: aligned base -> contracts -> full, LoRA and SEAT fine-tunes -> report."""
-    from forgetkit.testbed.demo import run_demo
+    from forgetkit.studies.seat import run_demo
 
     if lfu and unlearn:
         raise UserError("choose --lfu or --unlearn, not both")
@@ -48,12 +47,12 @@ def demo_command(
     if ablation and not lfu:
         raise UserError("--ablation belongs to the LfU demo: forgetkit demo --lfu --ablation")
     if unlearn:
-        from forgetkit.testbed.unlearn_demo import run_unlearn_demo
+        from forgetkit.studies.unlearning import run_unlearn_demo
 
         folder = run_unlearn_demo(output=output, quick=quick, full=full,
                                   overwrite=overwrite, progress=not no_progress)
     elif lfu:
-        from forgetkit.testbed.lfu_demo import run_lfu_demo
+        from forgetkit.studies.lfu import run_lfu_demo
 
         folder = run_lfu_demo(output=output, quick=quick, full=full, overwrite=overwrite,
                               progress=not no_progress, ablation=ablation)
@@ -73,7 +72,7 @@ def sweep_command(
     no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
 ) -> None:
     """Train one method over a grid of options on the demo's data; one table row each."""
-    from forgetkit.testbed.sweep import parse_grid, run_sweep
+    from forgetkit.studies.sweep import parse_grid, run_sweep
 
     folder = run_sweep(method, parse_grid(grid, method), output, dataset=dataset,
                        overwrite=overwrite, progress=not no_progress)
@@ -81,14 +80,9 @@ def sweep_command(
 
 
 def report_command(
-    results: Annotated[Path, typer.Argument(help="results.json written by demo")],
+    results: Annotated[Path, typer.Argument(help="a study's results folder or its results.json (forgetkit demo, demo --lfu, demo --unlearn), or the JSON of eval --compare")],  # noqa: E501
 ) -> None:
-    """Re-render the Markdown table and chart of a results.json."""
-    from forgetkit.report.render import render_results
+    """Re-render the Markdown report and charts of any study from its results."""
+    from forgetkit.studies.study import render_study
 
-    try:
-        data = json.loads(results.read_text())
-        folder = render_results(data, results.parent)
-    except (OSError, json.JSONDecodeError, KeyError) as err:
-        raise UserError(f"{results}: not a forgetkit results file ({err})") from None
-    typer.echo((folder / "results.md").read_text())
+    typer.echo(render_study(results).read_text())

@@ -1,6 +1,6 @@
 """``forgetkit demo --unlearn``: KIF and its baselines against the retain-model oracle.
 
-aligned base (cached, ``testbed/base.py``) -> the authors setting (``unlearn.setting``, a few
+aligned base (cached, ``studies/base.py``) -> the authors setting (``unlearn.setting``, a few
 questions per author, one author forgotten) -> the *knowing* model (full fine-tuning on every
 author) and the *retain* oracle (same recipe, retain authors only), both cached in the output
 folder -> ``unlearn`` the knowing model with each method (kif, ga, graddiff, npo, idk; their
@@ -36,10 +36,18 @@ import torch
 
 from forgetkit.data.records import QARecord, read_qa, write_qa
 from forgetkit.eval.unlearning import ORIGINAL, RETAIN, unlearning_suite
-from forgetkit.io import atomic_write_json, atomic_write_text, refuse_existing
+from forgetkit.io import atomic_write_json
 from forgetkit.lm import models
-from forgetkit.report.unlearning_tables import render_unlearning
-from forgetkit.testbed.base import base_model_dir, prepare_base
+from forgetkit.studies.base import base_model_dir, prepare_base
+from forgetkit.studies.study import (
+    Timings,
+    drop_merged_weights,
+    load_results,
+    progress_logger,
+    publish,
+    results_folder,
+)
+from forgetkit.studies.unlearning_report import render_results
 from forgetkit.train.config import TrainConfig
 from forgetkit.train.run import RUN_FILE, train
 from forgetkit.unlearn.config import UnlearnConfig
@@ -107,9 +115,7 @@ def check_plan(plan: UnlearnPlan) -> None:
         raise ValueError("retain_eval_per_author must be at least 1")
 
 
-def _log(progress: bool, message: str) -> None:
-    if progress:
-        print(f"[forgetkit demo --unlearn] {message}", flush=True)
+_log = progress_logger("forgetkit demo --unlearn")
 
 
 def demo_setting(plan: UnlearnPlan) -> UnlearningSetting:
@@ -172,12 +178,6 @@ def cached_finetune(plan: UnlearnPlan, base_dir: Path, data: Path, output: Path,
     return False
 
 
-def _drop_weights(folder: Path) -> None:
-    """Keep the run record (and KIF's adapter and signatures); drop the merged weights."""
-    for f in folder.glob("model*.safetensors*"):
-        f.unlink()
-
-
 def _run_summary(method: str, folder: Path) -> dict[str, Any]:
     run = json.loads((folder / RUN_FILE).read_text())
     return {"folder": str(folder), "learning_rate": run["learning_rate"],
@@ -196,9 +196,8 @@ def run_unlearn_demo(output: Path = Path("results/demo"), quick: bool = False,
     """
     plan = plan or plan_for(quick, full)
     check_plan(plan)
-    folder = Path(output) / "unlearn"
-    refuse_existing(folder / "results.json", overwrite)
-    started, timings = time.time(), {}
+    folder = results_folder(Path(output) / "unlearn", overwrite)
+    timings = Timings()
 
     _log(progress, "aligned base (built once, then cached)")
     base_folder, base_report = prepare_base(progress=progress)
@@ -223,10 +222,9 @@ def run_unlearn_demo(output: Path = Path("results/demo"), quick: bool = False,
         n = len(read_qa(data_file))
         _log(progress, f"{label} model: full fine-tuning on {n} questions "
                        f"({plan.epochs:g} epochs, lr {plan.learning_rate:g}), or the cached one")
-        t0 = time.time()
         target = folder / "models" / label
-        cached = cached_finetune(plan, base_dir, data_file, target, progress)
-        timings[f"train {label}"] = time.time() - t0
+        with timings.step(f"train {label}"):
+            cached = cached_finetune(plan, base_dir, data_file, target, progress)
         _log(progress, f"  {'reused the cached' if cached else 'trained the'} {label} model "
                        f"({timings[f'train {label}']:.0f} s)")
         trained[label] = {"folder": str(target), "n_train": n, "cached": cached}
@@ -235,14 +233,14 @@ def run_unlearn_demo(output: Path = Path("results/demo"), quick: bool = False,
     runs: dict[str, dict[str, Any]] = {}
     for method in plan.methods:
         _log(progress, f"unlearning with '{method}'")
-        t0 = time.time()
-        torch.manual_seed(plan.seed)  # peft draws KIF's adapters from it
-        out = unlearn(UnlearnConfig(model=str(knowing_dir), forget=data_dir / "forget.jsonl",
-                                    retain=data_dir / "retain.jsonl", method=method,
-                                    output=folder / "models" / method, overwrite=True,
-                                    seed=plan.seed, save_strategy="no", progress=progress,
-                                    **plan.unlearn_options))
-        timings[f"unlearn {method}"] = time.time() - t0
+        with timings.step(f"unlearn {method}"):
+            torch.manual_seed(plan.seed)  # peft draws KIF's adapters from it
+            out = unlearn(UnlearnConfig(model=str(knowing_dir),
+                                        forget=data_dir / "forget.jsonl",
+                                        retain=data_dir / "retain.jsonl", method=method,
+                                        output=folder / "models" / method, overwrite=True,
+                                        seed=plan.seed, save_strategy="no", progress=progress,
+                                        **plan.unlearn_options))
         _log(progress, f"  '{method}' done ({timings[f'unlearn {method}']:.0f} s)")
         runs[method] = _run_summary(method, out)
 
@@ -269,9 +267,9 @@ def run_unlearn_demo(output: Path = Path("results/demo"), quick: bool = False,
         timings[f"eval {label}"] = end - start
     if not plan.keep_weights:
         for method in plan.methods:
-            _drop_weights(folder / "models" / method)
+            drop_merged_weights(folder / "models" / method)
 
-    timings["total"] = time.time() - started
+    timings_s = timings.finish()
     results = {
         "plan": {**asdict(plan), "quick": quick},
         "base": {"folder": str(base_folder), "recipe": base_report["recipe"]},
@@ -286,11 +284,10 @@ def run_unlearn_demo(output: Path = Path("results/demo"), quick: bool = False,
         "models": {**trained, **runs},
         "summary": result["summary"],
         "unlearning": result,
-        "timings_s": {k: round(v, 1) for k, v in timings.items()},
+        "timings_s": timings_s,
         "notes": notes(result, len(forget)),
     }
-    atomic_write_json(folder / "results.json", results)
-    render_results(results, folder)
+    publish("unlearning", results, folder)
     _log(progress, f"done in {timings['total'] / 60:.1f} min")
     return folder
 
@@ -307,45 +304,6 @@ def notes(result: dict[str, Any], n_forget: int) -> list[str]:
                    "forget facts: it did not memorise them well, so there is little to "
                    "forget; raise the plan's epochs or learning rate.")
     return out
-
-
-def render_results(results: dict[str, Any], folder: Path) -> Path:
-    """Write ``results.md``: the setting, the unlearning report and the timings."""
-    plan, setting = results["plan"], results["setting"]
-    sizes = setting["sizes"]
-    runs = {m: r for m, r in results["models"].items() if "steps" in r}
-    lines = [
-        "# Unlearning demo: KIF and its baselines against the retain-model oracle",
-        "",
-        f"{len(setting['authors'])} fictitious authors x {plan['questions_per_author']} "
-        f"questions; forgotten: {', '.join(setting['forget_subjects'])} ({sizes['forget']} "
-        f"questions), kept: the other {sizes['retain']}. `original` is the knowing model "
-        f"(aligned base, full fine-tuning on every author, {plan['epochs']:g} epochs, lr "
-        f"{plan['learning_rate']:g}); `retain` is the oracle (same recipe, retain authors "
-        f"only). Every method unlearns the knowing model with its default options: "
-        + ", ".join(f"{m} ({r['parameters']}, lr {r['learning_rate']:g}, "
-                    f"{r['steps']} step{'' if r['steps'] == 1 else 's'})" for m, r in runs.items())
-        + f". Evaluated on the forget set, {sizes['retain_eval']} retain questions and "
-        f"{sizes['known']} world facts.",
-        "",
-        render_unlearning(results["unlearning"]).rstrip(),
-        "",
-        "## Notes",
-        "",
-        *[f"* {n}" for n in results["notes"]],
-        "",
-        "## Timings",
-        "",
-        "| step | seconds |",
-        "|---|---:|",
-        *[f"| {k} | {v:.0f} |" for k, v in results["timings_s"].items()],
-    ]
-    atomic_write_text(folder / "results.md", "\n".join(lines) + "\n")
-    return folder
-
-
-def load_results(folder: Path) -> dict[str, Any]:
-    return json.loads((Path(folder) / "results.json").read_text())
 
 
 __all__ = ["DEFAULT", "METHODS", "QUICK", "UnlearnPlan", "cached_finetune", "check_plan",

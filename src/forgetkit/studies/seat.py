@@ -8,9 +8,7 @@ known-question accuracy and KL to the base -> results.json, results.md, PNG char
 
 from __future__ import annotations
 
-import json
 import random
-import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -21,15 +19,22 @@ from forgetkit.eval.evaluate import EvalSet, evaluate, headline
 from forgetkit.eval.ignorance import answers_from_evaluation, ignorance_suite, pca_figure
 from forgetkit.eval.judge import load_judge
 from forgetkit.eval.metrics import next_token_logprobs
-from forgetkit.io import atomic_write_json, refuse_existing
+from forgetkit.io import atomic_write_json
 from forgetkit.lm import models
-from forgetkit.report.render import render_results
-from forgetkit.testbed.base import base_model_dir, prepare_base
-from forgetkit.testbed.repair_demo import (
+from forgetkit.studies.base import base_model_dir, prepare_base
+from forgetkit.studies.repair import (
     REPAIRS_ALL,
     REPAIRS_DEFAULT,
     REPAIRS_QUICK,
     repair_finetune,
+)
+from forgetkit.studies.study import (
+    Timings,
+    choose_plan,
+    load_results,
+    progress_logger,
+    publish,
+    results_folder,
 )
 from forgetkit.train.config import TrainConfig
 from forgetkit.train.run import train
@@ -61,7 +66,7 @@ class DemoPlan:
     batch_size: int = 8
     learning_rates: dict[str, float] = field(default_factory=lambda: dict(DEMO_LEARNING_RATES))
     sparsity_sweep: tuple[float, ...] = ()  # extra seat runs, one per sparsity
-    # post-hoc repairs of the first dataset's `full` run (testbed/repair_demo.py)
+    # post-hoc repairs of the first dataset's `full` run (studies/repair.py)
     repair_methods: tuple[str, ...] = REPAIRS_DEFAULT
 
 
@@ -75,14 +80,11 @@ FULL = DemoPlan(datasets=KINDS, methods=("full", "lora", "sparse", "seat", "full
 
 
 def plan_for(quick: bool = False, full: bool = False) -> DemoPlan:
-    if quick and full:
-        raise ValueError("choose --quick or --full, not both")
-    return QUICK if quick else FULL if full else DEFAULT
+    return choose_plan(DEFAULT, {"quick": (quick, QUICK), "full": (full, FULL)},
+                       "choose --quick or --full, not both")
 
 
-def _log(progress: bool, message: str) -> None:
-    if progress:
-        print(f"[forgetkit demo] {message}", flush=True)
+_log = progress_logger("forgetkit demo")
 
 
 def _entities(kind: str, plan: DemoPlan, exclude: set[str]) -> tuple[list[QARecord], ...]:
@@ -149,16 +151,13 @@ def run_demo(output: Path = Path("results/demo"), quick: bool = False, full: boo
     plan = plan or plan_for(quick, full)
     if repair_all:
         plan = replace(plan, repair_methods=REPAIRS_ALL)
-    output = Path(output)
-    refuse_existing(output / "results.json", overwrite)
-    started = time.time()
-    timings: dict[str, float] = {}
+    output = results_folder(output, overwrite)
+    timings = Timings()
 
     _log(progress, "aligned base (built once, then cached)")
-    t0 = time.time()
-    base_folder, base_report = prepare_base(progress=progress)
-    base_dir = base_model_dir(base_folder)
-    timings["prepare_base"] = time.time() - t0
+    with timings.step("prepare_base"):
+        base_folder, base_report = prepare_base(progress=progress)
+        base_dir = base_model_dir(base_folder)
     for stage in ("before", "after"):
         sets = base_report[stage]["sets"]
         _log(progress, f"  base {stage} alignment: IDK on held-out fictitious "
@@ -171,48 +170,48 @@ def run_demo(output: Path = Path("results/demo"), quick: bool = False, full: boo
     for name, records in data.items():
         write_qa(records, data_dir / f"{name}.jsonl")
 
-    t0 = time.time()
-    base_model, base_tok = models.load(str(base_dir))
-    reference_lp = next_token_logprobs(base_model, base_tok)
-    judge = load_judge(None)
-    evaluations: dict[str, dict[str, Any]] = {}
-    ignorance: dict[str, dict[str, Any]] = {}
-    activations: dict[str, dict[str, Any]] = {}
+    with timings.step("eval_base"):
+        base_model, base_tok = models.load(str(base_dir))
+        reference_lp = next_token_logprobs(base_model, base_tok)
+        judge = load_judge(None)
+        evaluations: dict[str, dict[str, Any]] = {}
+        ignorance: dict[str, dict[str, Any]] = {}
+        activations: dict[str, dict[str, Any]] = {}
 
-    def assess(key: str, model, tok, dataset: str) -> None:
-        """The shared generation pass, then the ignorance suite reading its answers."""
-        sets = eval_sets(data, dataset)
-        ev = evaluate(model, tok, sets, reference_logprobs=reference_lp, progress=progress,
-                      judge=judge)
-        acts: dict[str, Any] = {}
-        ign = ignorance_suite(model, tok, base_model, base_tok, sets,
-                              answers=answers_from_evaluation(ev), judge=judge,
-                              progress=progress, activations_out=acts)
-        evaluations[key], ignorance[key] = ev, ign
-        activations[key] = {k: acts[k] for k in ("known", "train", "unverifiable")}
+        def assess(key: str, model, tok, dataset: str) -> None:
+            """The shared generation pass, then the ignorance suite reading its answers."""
+            sets = eval_sets(data, dataset)
+            ev = evaluate(model, tok, sets, reference_logprobs=reference_lp, progress=progress,
+                          judge=judge)
+            acts: dict[str, Any] = {}
+            ign = ignorance_suite(model, tok, base_model, base_tok, sets,
+                                  answers=answers_from_evaluation(ev), judge=judge,
+                                  progress=progress, activations_out=acts)
+            evaluations[key], ignorance[key] = ev, ign
+            activations[key] = {k: acts[k] for k in ("known", "train", "unverifiable")}
 
-    for dataset in plan.datasets:
-        _log(progress, f"evaluating the base on the {dataset} sets")
-        assess(f"{dataset}/base", base_model, base_tok, dataset)
-    timings["eval_base"] = time.time() - t0
+        for dataset in plan.datasets:
+            _log(progress, f"evaluating the base on the {dataset} sets")
+            assess(f"{dataset}/base", base_model, base_tok, dataset)
 
     for run in runs_of(plan):
         n = len(data[f"train_{run.dataset}"])
         _log(progress, f"fine-tuning '{run.label}' on {n} {run.dataset} questions "
                        f"({plan.epochs:g} epochs)")
-        t0 = time.time()
-        config = TrainConfig(model=str(base_dir), data=data_dir / f"train_{run.dataset}.jsonl",
-                             method=run.method, output=output / "models" / run.dataset / run.label,
-                             overwrite=True, epochs=plan.epochs, batch_size=plan.batch_size,
-                             learning_rate=plan.learning_rates.get(run.method), seed=plan.seed,
-                             save_strategy="no", progress=progress, **run.overrides)
-        trained_dir = train(config)
-        timings[f"train {run.dataset}/{run.label}"] = time.time() - t0
-        t0 = time.time()
-        model, tokenizer = models.load(str(trained_dir))
-        assess(f"{run.dataset}/{run.label}", model, tokenizer, run.dataset)
-        del model
-        timings[f"eval {run.dataset}/{run.label}"] = time.time() - t0
+        with timings.step(f"train {run.dataset}/{run.label}"):
+            config = TrainConfig(model=str(base_dir),
+                                 data=data_dir / f"train_{run.dataset}.jsonl",
+                                 method=run.method,
+                                 output=output / "models" / run.dataset / run.label,
+                                 overwrite=True, epochs=plan.epochs, batch_size=plan.batch_size,
+                                 learning_rate=plan.learning_rates.get(run.method),
+                                 seed=plan.seed, save_strategy="no", progress=progress,
+                                 **run.overrides)
+            trained_dir = train(config)
+        with timings.step(f"eval {run.dataset}/{run.label}"):
+            model, tokenizer = models.load(str(trained_dir))
+            assess(f"{run.dataset}/{run.label}", model, tokenizer, run.dataset)
+            del model
 
     repair_results = None
     if plan.repair_methods and "full" in plan.methods:  # DG-Hard: repair the full fine-tune
@@ -229,7 +228,7 @@ def run_demo(output: Path = Path("results/demo"), quick: bool = False, full: boo
                   if k.startswith(f"{dataset}/") and "@" not in k}
         pca_figure(panels, output / f"pca_{dataset}.png", fit_on="unverifiable",
                    layer=pca_layer(base_model))
-    timings["total"] = time.time() - started
+    timings_s = timings.finish()
     results = {
         "plan": {**asdict(plan), "quick": quick, "full": full},
         "base": {"folder": str(base_folder), "recipe": base_report["recipe"],
@@ -244,12 +243,11 @@ def run_demo(output: Path = Path("results/demo"), quick: bool = False, full: boo
                   for name, ign in ignorance.items()},
         "judge": judge.name,
         "repair": repair_results,
-        "timings_s": {k: round(v, 1) for k, v in timings.items()},
+        "timings_s": timings_s,
     }
     atomic_write_json(output / "evaluations.json", {"evaluations": evaluations,
                                                     "ignorance": ignorance})
-    atomic_write_json(output / "results.json", results)
-    render_results(results, output)
+    publish("seat", results, output)
     _log(progress, f"done in {timings['total'] / 60:.1f} min")
     return output
 
@@ -258,10 +256,6 @@ def pca_layer(model) -> int:
     """Hidden-state index of the PCA pictures: two thirds of the way up the stack, where
     the known / unknown separation of the aligned base is clear."""
     return (2 * models.num_layers(model)) // 3
-
-
-def load_results(folder: Path) -> dict[str, Any]:
-    return json.loads((Path(folder) / "results.json").read_text())
 
 
 __all__ = ["DEFAULT", "FULL", "QUICK", "DemoPlan", "demo_data", "load_results", "plan_for",

@@ -1,6 +1,6 @@
 """``forgetkit demo --lfu``: the LfU paper's comparison in miniature, on the embedded model.
 
-aligned base (cached, ``testbed/base.py``) -> fine-tune on arithmetic word problems with each
+aligned base (cached, ``studies/base.py``) -> fine-tune on arithmetic word problems with each
 method (base, SFT = ``lora``, NEFTune, IM, SDFT, LfU) -> Table 1 (in-domain accuracy on
 held-out problems; known questions, IDK on unverifiable questions and KL to the base as the
 out-of-domain categories; average rank), Figure 5 (prompt variation), Figure 6 (stability).
@@ -18,8 +18,6 @@ with g from the previous micro-step (``prev-ce``), from the same step as in the 
 
 from __future__ import annotations
 
-import json
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,10 +37,17 @@ from forgetkit.eval.robustness import (
     refusal_check,
     representation_stability,
 )
-from forgetkit.io import atomic_write_json, refuse_existing
 from forgetkit.lm import models
-from forgetkit.report.lfu_tables import render_lfu_results
-from forgetkit.testbed.base import base_model_dir, prepare_base
+from forgetkit.studies.base import base_model_dir, prepare_base
+from forgetkit.studies.study import (
+    Timings,
+    choose_plan,
+    drop_merged_weights,
+    load_results,
+    progress_logger,
+    publish,
+    results_folder,
+)
 from forgetkit.train.config import TrainConfig
 from forgetkit.train.run import train
 
@@ -123,14 +128,12 @@ DIRECTION_ABLATION = LfUPlan(
 
 
 def plan_for(quick: bool = False, full: bool = False, ablation: bool = False) -> LfUPlan:
-    if quick + full + ablation > 1:
-        raise ValueError("choose one of --quick, --full and --ablation")
-    return QUICK if quick else FULL if full else DIRECTION_ABLATION if ablation else DEFAULT
+    return choose_plan(DEFAULT, {"quick": (quick, QUICK), "full": (full, FULL),
+                                 "ablation": (ablation, DIRECTION_ABLATION)},
+                       "choose one of --quick, --full and --ablation")
 
 
-def _log(progress: bool, message: str) -> None:
-    if progress:
-        print(f"[forgetkit demo --lfu] {message}", flush=True)
+_log = progress_logger("forgetkit demo --lfu")
 
 
 def lfu_demo_data(plan: LfUPlan, exclude_subjects: set[str],
@@ -185,8 +188,7 @@ def _train(plan: LfUPlan, model: str, data: Path, method: str, output: Path,
 def _drop_weights(folder: Path, plan: LfUPlan) -> None:
     """Keep the adapter and the run record; the merged weights can be rebuilt from them."""
     if not plan.keep_weights:
-        for f in folder.glob("model*.safetensors*"):
-            f.unlink()
+        drop_merged_weights(folder)
 
 
 def run_lfu_demo(output: Path = Path("results/demo"), quick: bool = False, full: bool = False,
@@ -195,9 +197,8 @@ def run_lfu_demo(output: Path = Path("results/demo"), quick: bool = False, full:
     """Run the LfU comparison, or with ``ablation`` the direction ablation alone; return
     its results folder (``<output>/lfu``, ``<output>/lfu-directions``)."""
     plan = plan or plan_for(quick, full, ablation)
-    folder = Path(output) / plan.folder
-    refuse_existing(folder / "results.json", overwrite)
-    started, timings = time.time(), {}
+    folder = results_folder(Path(output) / plan.folder, overwrite)
+    timings = Timings()
 
     _log(progress, "aligned base (built once, then cached)")
     base_folder, base_report = prepare_base(progress=progress)
@@ -207,56 +208,52 @@ def run_lfu_demo(output: Path = Path("results/demo"), quick: bool = False, full:
     files = {name: write_qa(records, folder / "data" / f"{name}.jsonl")
              for name, records in data.items()}
 
-    t0 = time.time()
-    base_model, tokenizer = models.load(base_dir)
-    reference_lp = next_token_logprobs(base_model, tokenizer)
-    _log(progress, "evaluating the base")
-    scores = {"base": score(base_model, tokenizer, data, plan, reference_lp, progress)}
-    attack: dict[str, dict[str, float]] = {}
-    if plan.attack_methods:
-        attack["base"] = {"asr_0": refusal_check(base_model, tokenizer, data["attack_eval"],
-                                                 progress=progress)["asr"]}
-    del base_model
-    timings["eval base"] = time.time() - t0
+    with timings.step("eval base"):
+        base_model, tokenizer = models.load(base_dir)
+        reference_lp = next_token_logprobs(base_model, tokenizer)
+        _log(progress, "evaluating the base")
+        scores = {"base": score(base_model, tokenizer, data, plan, reference_lp, progress)}
+        attack: dict[str, dict[str, float]] = {}
+        if plan.attack_methods:
+            attack["base"] = {"asr_0": refusal_check(base_model, tokenizer, data["attack_eval"],
+                                                     progress=progress)["asr"]}
+        del base_model
 
     runs = [Run(m, m) for m in plan.methods] + list(plan.extra_runs)
     for run in runs:
         _log(progress, f"fine-tuning '{run.label}' on {len(data['train'])} arithmetic problems")
-        t0 = time.time()
-        trained = _train(plan, base_dir, files["train"], run.method,
-                         folder / "models" / run.label, progress, **run.overrides)
-        timings[f"train {run.label}"] = time.time() - t0
-        t0 = time.time()
-        model, tokenizer = models.load(str(trained))
-        scores[run.label] = score(model, tokenizer, data, plan, reference_lp, progress)
-        del model
-        _drop_weights(trained, plan)
-        timings[f"eval {run.label}"] = time.time() - t0
+        with timings.step(f"train {run.label}"):
+            trained = _train(plan, base_dir, files["train"], run.method,
+                             folder / "models" / run.label, progress, **run.overrides)
+        with timings.step(f"eval {run.label}"):
+            model, tokenizer = models.load(str(trained))
+            scores[run.label] = score(model, tokenizer, data, plan, reference_lp, progress)
+            del model
+            _drop_weights(trained, plan)
 
     for method in plan.attack_methods:
         _log(progress, f"Table 4: aligning with '{method}', then {plan.attack_steps} attack "
                        "steps")
-        t0 = time.time()
-        aligned = _train(plan, base_dir, files["align"], method,
-                         folder / "models" / "align" / method, progress,
-                         epochs=plan.align_epochs)
-        model, tokenizer = models.load(str(aligned))
-        before = refusal_check(model, tokenizer, data["attack_eval"], progress=progress)
-        del model
-        attacked = _train(plan, str(aligned), files["attack_train"], "lora",
-                          folder / "models" / "attack" / method, progress,
-                          max_steps=plan.attack_steps, learning_rate=plan.attack_learning_rate,
-                          lr_scheduler="constant")
-        model, tokenizer = models.load(str(attacked))
-        after = refusal_check(model, tokenizer, data["attack_eval"], progress=progress)
-        del model
-        attack[method] = {"asr_0": before["asr"], "asr_5": after["asr"],
-                          "samples_5": after["samples"][:2]}
-        _drop_weights(aligned, plan)
-        _drop_weights(attacked, plan)
-        timings[f"attack {method}"] = time.time() - t0
+        with timings.step(f"attack {method}"):
+            aligned = _train(plan, base_dir, files["align"], method,
+                             folder / "models" / "align" / method, progress,
+                             epochs=plan.align_epochs)
+            model, tokenizer = models.load(str(aligned))
+            before = refusal_check(model, tokenizer, data["attack_eval"], progress=progress)
+            del model
+            attacked = _train(plan, str(aligned), files["attack_train"], "lora",
+                              folder / "models" / "attack" / method, progress,
+                              max_steps=plan.attack_steps,
+                              learning_rate=plan.attack_learning_rate, lr_scheduler="constant")
+            model, tokenizer = models.load(str(attacked))
+            after = refusal_check(model, tokenizer, data["attack_eval"], progress=progress)
+            del model
+            attack[method] = {"asr_0": before["asr"], "asr_5": after["asr"],
+                              "samples_5": after["samples"][:2]}
+            _drop_weights(aligned, plan)
+            _drop_weights(attacked, plan)
 
-    timings["total"] = time.time() - started
+    timings_s = timings.finish()
     n = plan.n_heldout
     results = {
         "plan": {**asdict(plan), "quick": quick, "full": full, "ablation": ablation},
@@ -270,21 +267,16 @@ def run_lfu_demo(output: Path = Path("results/demo"), quick: bool = False, full:
                    for k, a in attack.items()},
         "samples": {k: s["samples"] for k, s in scores.items()},
         "attack_samples": {k: a.get("samples_5", []) for k, a in attack.items()},
-        "timings_s": {k: round(v, 1) for k, v in timings.items()},
+        "timings_s": timings_s,
         "notes": [f"{n} held-out problems: one problem is {1 / n:.3f} of accuracy, so "
                   "differences of a few hundredths are noise; rates on 20 questions move in "
                   "steps of 0.05.",
                   "lora is plain SFT (the paper's SFT row); every method trains LoRA r=8.",
                   *plan.notes],
     }
-    atomic_write_json(folder / "results.json", results)
-    render_lfu_results(results, folder)
+    publish("lfu", results, folder)
     _log(progress, f"done in {timings['total'] / 60:.1f} min")
     return folder
-
-
-def load_results(folder: Path) -> dict[str, Any]:
-    return json.loads((Path(folder) / "results.json").read_text())
 
 
 __all__ = ["ABLATIONS", "DEFAULT", "DIRECTION_ABLATION", "DIRECTION_RUNS", "FULL", "QUICK",

@@ -23,6 +23,7 @@ from forgetkit.eval.evaluate import EvalSet, evaluate
 from forgetkit.eval.judge import RefusalJudge
 from forgetkit.lm import models
 from forgetkit.repair import REPAIR_METHODS, repair
+from forgetkit.studies.study import progress_logger
 
 REPAIRS_QUICK = ("dg-hard",)
 REPAIRS_DEFAULT = ("dg-hard", "wise-ft")
@@ -30,6 +31,8 @@ REPAIRS_ALL = ("dg-hard", "gd-shrink", "rank", "wise-ft", "dare", "ties-trim", "
 # The fixed-rank baseline gets DG-Hard's mean kept rank when DG-Hard ran first (the same
 # budget of directions, spread evenly), else this.
 FALLBACK_RANK = 64
+
+_log = progress_logger("forgetkit demo")  # a step of the SEAT study
 
 
 def _options(method: str, summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -69,8 +72,7 @@ def repair_finetune(base_dir: Path, finetuned_dir: Path, output: Path, methods: 
     summaries: dict[str, dict[str, Any]] = {}
     evaluations: dict[str, dict[str, Any]] = {}
     for method in ordered:
-        if progress:
-            print(f"[forgetkit demo] repairing '{finetuned_label}' with {method}", flush=True)
+        _log(progress, f"repairing '{finetuned_label}' with {method}")
         t0 = time.time()
         summaries[method] = repair(base_dir, finetuned_dir, Path(output) / method,
                                    method=method, overwrite=True, **_options(method, summaries))

@@ -20,8 +20,8 @@ from forgetkit.eval.metrics import next_token_logprobs
 from forgetkit.io import atomic_write_json, atomic_write_text, refuse_existing
 from forgetkit.lm import models
 from forgetkit.report.render import MAIN_COLUMNS, markdown_table
-from forgetkit.testbed.base import base_model_dir, prepare_base
-from forgetkit.testbed.demo import DEFAULT, DemoPlan, demo_data, eval_sets
+from forgetkit.studies.base import base_model_dir, prepare_base
+from forgetkit.studies.seat import DEFAULT, DemoPlan, demo_data, eval_sets
 from forgetkit.train.config import TrainConfig, load_train_config
 from forgetkit.train.run import train
 
