@@ -34,10 +34,10 @@ def run_eval(model: str, output: Path, ft: Sequence[Path] = (), unseen: Sequence
     reduction and activation drift against ``base`` (SEAT paper, sections 3 and 6).
     ``unlearning``: see ``run_unlearning_eval``."""
     if suite not in SUITES:
-        raise ValueError(f"unknown suite '{suite}'; choose one of {list(SUITES)}")
+        raise UserError(f"unknown suite '{suite}'; choose one of {list(SUITES)}")
     if suite == "unlearning":
         if ft or unseen or reference is not None or base is not None or judge is not None:
-            raise ValueError("--ft, --unseen, --reference, --base and --judge do not apply to "
+            raise UserError("--ft, --unseen, --reference, --base and --judge do not apply to "
                              "--suite unlearning; drop them (--known gives its world facts)")
         return run_unlearning_eval(model, Path(output), forget, retain, original, retain_model,
                                    known=known, relearn_steps=relearn_steps,
@@ -45,11 +45,11 @@ def run_eval(model: str, output: Path, ft: Sequence[Path] = (), unseen: Sequence
                                    max_new_tokens=max_new_tokens, batch_size=batch_size,
                                    overwrite=overwrite)
     if forget is not None or retain is not None or original is not None or retain_model:
-        raise ValueError("--forget, --retain, --original and --retain-model belong to "
+        raise UserError("--forget, --retain, --original and --retain-model belong to "
                          "--suite unlearning; add --suite unlearning or drop them")
     refuse_existing(Path(output), overwrite)
     if suite == "ignorance" and base is None:
-        raise ValueError("--suite ignorance needs --base SPEC (the model before fine-tuning)")
+        raise UserError("--suite ignorance needs --base SPEC (the model before fine-tuning)")
     sets = eval_sets(ft, unseen, known)  # read data before loading models: fail fast
     refusal_judge = load_judge(judge) if suite == "ignorance" or judge else None
     mod, tok = models.load(model)
@@ -57,7 +57,7 @@ def run_eval(model: str, output: Path, ft: Sequence[Path] = (), unseen: Sequence
     if reference is not None:
         ref_model, ref_tok = models.load(reference)
         if models.fingerprint(ref_tok) != models.fingerprint(tok):
-            raise ValueError(f"--reference {reference} has a different tokenizer from --model "
+            raise UserError(f"--reference {reference} has a different tokenizer from --model "
                              f"{model}; next-token KL needs one vocabulary")
         reference_lp = next_token_logprobs(ref_model, ref_tok)
         del ref_model
@@ -97,10 +97,10 @@ def run_unlearning_eval(model: str, output: Path, forget: Path | None, retain: P
               "the reference of forget quality")]
     missing = [f"{flag} ({why})" for flag, value, why in needs if value is None]
     if missing:
-        raise ValueError("--suite unlearning also needs " + "; ".join(missing))
+        raise UserError("--suite unlearning also needs " + "; ".join(missing))
     output = Path(output)
     if output.suffix == ".md":
-        raise ValueError(f"--output {output}: give the JSON file (e.g. unlearning.json); the "
+        raise UserError(f"--output {output}: give the JSON file (e.g. unlearning.json); the "
                          ".md report is written beside it")
     report = output.with_suffix(".md")
     refuse_existing(output, overwrite)

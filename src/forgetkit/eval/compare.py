@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from forgetkit.errors import UserError
 from forgetkit.eval.evaluate import EvalSet, eval_sets, evaluate
 from forgetkit.eval.judge import RefusalJudge, load_judge
 from forgetkit.eval.metrics import next_token_logprobs
@@ -68,26 +69,26 @@ def parse_compare(values: Sequence[str]) -> list[Compared]:
         role, has_label, label = head.strip().partition(":")
         role, label, spec = role.strip().lower(), label.strip(), spec.strip()
         if not sep or not spec:
-            raise ValueError(f"--compare {value!r}: expected ROLE=SPEC or ROLE:LABEL=SPEC, e.g. "
+            raise UserError(f"--compare {value!r}: expected ROLE=SPEC or ROLE:LABEL=SPEC, e.g. "
                              "base=runs/base or repaired:dg-hard=runs/repaired")
         if role not in ROLES:
-            raise ValueError(f"--compare {value!r}: unknown role '{role}'; the roles are "
+            raise UserError(f"--compare {value!r}: unknown role '{role}'; the roles are "
                              f"{', '.join(ROLES)}")
         if has_label and not label:
-            raise ValueError(f"--compare {value!r}: empty label after ':'")
+            raise UserError(f"--compare {value!r}: empty label after ':'")
         entries.append(Compared(role, label or _default_label(role, spec), spec))
     for role in ("base", "finetuned"):
         count = sum(e.role == role for e in entries)
         if count != 1:
             what = "the model before fine-tuning" if role == "base" else "the fine-tune"
-            raise ValueError(f"--compare needs exactly one {role}=SPEC ({what}); got {count}")
+            raise UserError(f"--compare needs exactly one {role}=SPEC ({what}); got {count}")
     if not any(e.role == "repaired" for e in entries):
-        raise ValueError("--compare has nothing to score: add at least one "
+        raise UserError("--compare has nothing to score: add at least one "
                          "repaired[:LABEL]=SPEC (a `forgetkit repair` output)")
     labels = [e.label for e in entries]
     for label in dict.fromkeys(labels):
         if labels.count(label) > 1:
-            raise ValueError(f"--compare: {labels.count(label)} models are labelled '{label}'; "
+            raise UserError(f"--compare: {labels.count(label)} models are labelled '{label}'; "
                              "name each one with ROLE:LABEL=SPEC, e.g. repaired:dg-hard=...")
     return entries
 
@@ -109,7 +110,7 @@ def comparison_measures(result: Mapping[str, Any]) -> dict[str, float]:
     sets = result["sets"]
     ft = [s["metrics"]["rouge1_recall"] for s in sets.values() if s["role"] == "ft"]
     if not ft:
-        raise ValueError("a repair comparison needs at least one --ft set: its FT score is the "
+        raise UserError("a repair comparison needs at least one --ft set: its FT score is the "
                          "target the fine-tune was for")
     measures = {TARGET: sum(ft) / len(ft)}
     for name, s in sets.items():
@@ -131,11 +132,11 @@ def score_comparison(measures: Mapping[str, Mapping[str, float]], base: str, fin
     """
     for label in (base, finetuned, *repaired):
         if label not in measures:
-            raise ValueError(f"no measures for '{label}'; have {sorted(measures)}")
+            raise UserError(f"no measures for '{label}'; have {sorted(measures)}")
     lower = lower_is_better(list(measures[base]))
     held_out = [m for m in measures[base] if m != TARGET]
     if not held_out:
-        raise ValueError("a repair comparison needs held-out measures: give --unseen or "
+        raise UserError("a repair comparison needs held-out measures: give --unseen or "
                          "--known sets (KL to the base is added by itself)")
     scores = {}
     for label in (base, finetuned, *repaired):
@@ -169,7 +170,7 @@ def check_tokenizers(entries: Sequence[Compared]) -> None:
     want = models.fingerprint(models.load_tokenizer(base.spec))
     for e in entries:
         if e is not base and models.fingerprint(models.load_tokenizer(e.spec)) != want:
-            raise ValueError(f"--compare {e.role}:{e.label}={e.spec} has a different tokenizer "
+            raise UserError(f"--compare {e.role}:{e.label}={e.spec} has a different tokenizer "
                              f"from base={base.spec}; every compared model must share the "
                              "base's vocabulary (KL to the base compares next-token "
                              "distributions)")
@@ -206,13 +207,13 @@ def refuse_single_model_flags(model: str | None = None, reference: str | None = 
                               base: str | None = None, suite: str = "core") -> None:
     """Flags of the one-model ``forgetkit eval`` that would be ignored by ``--compare``."""
     if model is not None:
-        raise ValueError(f"--model {model} and --compare do not go together: give every model "
+        raise UserError(f"--model {model} and --compare do not go together: give every model "
                          "as --compare ROLE=SPEC")
     if reference is not None or base is not None:
-        raise ValueError("with --compare, KL and the partitions are measured against the "
+        raise UserError("with --compare, KL and the partitions are measured against the "
                          "base=SPEC entry; drop --reference / --base")
     if suite != "core":
-        raise ValueError(f"--suite {suite} is not available with --compare; the comparison uses "
+        raise UserError(f"--suite {suite} is not available with --compare; the comparison uses "
                          "the core measures (add --judge for judged IDK)")
 
 
@@ -220,7 +221,7 @@ def report_files(output: Path) -> tuple[Path, Path, Path]:
     """The JSON of a comparison and the Markdown table and scatter drawn beside it."""
     output = Path(output)
     if output.suffix in (".md", ".png"):
-        raise ValueError(f"--output {output}: give the JSON file (e.g. compare.json); the "
+        raise UserError(f"--output {output}: give the JSON file (e.g. compare.json); the "
                          ".md table and .png scatter are written beside it")
     return output, output.with_suffix(".md"), output.with_suffix(".png")
 
@@ -239,11 +240,11 @@ def run_compare(compare: Sequence[str], output: Path, ft: Sequence[Path] = (),
     for path in report_files(output):
         refuse_existing(path, overwrite)
     if not ft:
-        raise ValueError("--compare needs at least one --ft set: its FT score is the target")
+        raise UserError("--compare needs at least one --ft set: its FT score is the target")
     if not unseen and not known:
-        raise ValueError("--compare needs held-out sets as well: give --unseen and/or --known")
+        raise UserError("--compare needs held-out sets as well: give --unseen and/or --known")
     if tolerance < 0:
-        raise ValueError(f"--tolerance {tolerance}: must be >= 0")
+        raise UserError(f"--tolerance {tolerance}: must be >= 0")
     sets = eval_sets(ft, unseen, known)
     refusal_judge = load_judge(judge) if judge else None
     result = compare_models(entries, sets, judge=refusal_judge, tolerance=tolerance,

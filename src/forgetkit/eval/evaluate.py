@@ -23,6 +23,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from forgetkit.data.records import QARecord, read_qa
+from forgetkit.errors import UserError
 from forgetkit.eval import metrics
 from forgetkit.eval.judge import RefusalJudge
 from forgetkit.eval.registry import ROLES, RoleMetrics, role_metrics
@@ -40,10 +41,10 @@ class EvalSet:
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
-            raise ValueError(f"question set '{self.name}': unknown role '{self.role}'; "
+            raise UserError(f"question set '{self.name}': unknown role '{self.role}'; "
                              f"choose one of {sorted(ROLES)}")
         if not self.records:
-            raise ValueError(f"question set '{self.name}' is empty")
+            raise UserError(f"question set '{self.name}' is empty")
 
 
 def eval_sets(ft: Sequence[Path] = (), unseen: Sequence[Path] = (),
@@ -59,7 +60,7 @@ def eval_sets(ft: Sequence[Path] = (), unseen: Sequence[Path] = (),
             names.add(name)
             sets.append(EvalSet(name, role, read_qa(path)))
     if not sets:
-        raise ValueError("nothing to evaluate: give at least one of --ft, --unseen, --known")
+        raise UserError("nothing to evaluate: give at least one of --ft, --unseen, --known")
     return sets
 
 

@@ -36,6 +36,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from forgetkit.data.records import QARecord
+from forgetkit.errors import UserError
 from forgetkit.eval.evaluate import ROLE_METRICS, EvalSet
 from forgetkit.eval.judge import RefusalJudge, judged_refusals, load_judge
 from forgetkit.eval.metrics import idk_rate
@@ -57,7 +58,7 @@ def _as_layers(acts: Activations) -> np.ndarray:
     if arr.ndim == 2:
         arr = arr[:, None, :]
     if arr.ndim != 3:
-        raise ValueError(f"activations must be [n, layers, hidden] or [n, hidden], got shape "
+        raise UserError(f"activations must be [n, layers, hidden] or [n, hidden], got shape "
                          f"{arr.shape}")
     return arr
 
@@ -132,17 +133,17 @@ class IgnoranceProbe:
         """
         known, unknown = _as_layers(known_acts), _as_layers(unknown_acts)
         if known.shape[1:] != unknown.shape[1:]:
-            raise ValueError(f"known and unknown activations differ in shape: "
+            raise UserError(f"known and unknown activations differ in shape: "
                              f"{known.shape[1:]} vs {unknown.shape[1:]}")
         folds = min(folds, len(known), len(unknown))
         if folds < 2:
-            raise ValueError(f"the probe needs at least 2 known and 2 unknown questions, got "
+            raise UserError(f"the probe needs at least 2 known and 2 unknown questions, got "
                              f"{len(known)} and {len(unknown)}")
         x = np.concatenate([known, unknown])
         y = np.concatenate([np.zeros(len(known)), np.ones(len(unknown))])
         n_layers = x.shape[1]
         if layer is not None and not -n_layers <= layer < n_layers:
-            raise ValueError(f"layer {layer} is out of range for {n_layers} hidden states")
+            raise UserError(f"layer {layer} is out of range for {n_layers} hidden states")
         layers = range(n_layers) if layer is None else [layer % n_layers]
         grid = [float(l2)] if isinstance(l2, (int, float)) else [float(v) for v in l2]
         fold_of = _stratified_folds(y, folds, seed)
@@ -236,7 +237,7 @@ def ia_reduction(base_ias: float, ft_ias: float) -> float:
 def _paired(base_acts: Activations, ft_acts: Activations) -> tuple[np.ndarray, np.ndarray]:
     base, ft = _as_layers(base_acts), _as_layers(ft_acts)
     if base.shape != ft.shape:
-        raise ValueError(f"base and fine-tuned activations differ in shape: {base.shape} vs "
+        raise UserError(f"base and fine-tuned activations differ in shape: {base.shape} vs "
                          f"{ft.shape}; read them for the same questions from models of one "
                          "architecture")
     return base, ft
@@ -261,7 +262,7 @@ def drift_along(direction: Activations, base_acts: Activations, ft_acts: Activat
     if u.shape[0] == 1:
         u = np.repeat(u, base.shape[1], axis=0)
     if u.shape != base.shape[1:]:
-        raise ValueError(f"direction has shape {u.shape}, activations have {base.shape[1:]} "
+        raise UserError(f"direction has shape {u.shape}, activations have {base.shape[1:]} "
                          "(layers, hidden)")
     norms = np.linalg.norm(u, axis=1, keepdims=True)
     u = np.divide(u, norms, out=np.zeros_like(u), where=norms > 0)
@@ -286,7 +287,7 @@ def pca_figure(panels: Mapping[str, Mapping[str, Activations]], out_png: str | o
     from matplotlib.figure import Figure
 
     if not panels:
-        raise ValueError("pca_figure needs at least one panel")
+        raise UserError("pca_figure needs at least one panel")
     set_names = list(dict.fromkeys(name for sets in panels.values() for name in sets))
     colours = {name: f"C{i % 10}" for i, name in enumerate(set_names)}
     fig = Figure(figsize=(4.2 * len(panels), 4.0), constrained_layout=True)
@@ -294,7 +295,7 @@ def pca_figure(panels: Mapping[str, Mapping[str, Activations]], out_png: str | o
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (method, sets) in zip(axes, panels.items(), strict=True):
         if fit_on not in sets:
-            raise ValueError(f"panel '{method}' has no '{fit_on}' set to compute principal "
+            raise UserError(f"panel '{method}' has no '{fit_on}' set to compute principal "
                              f"components on; it has {sorted(sets)}")
         ref = _as_layers(sets[fit_on])
         pick = layer % ref.shape[1]
@@ -342,11 +343,11 @@ def _named_sets(sets: Mapping[str, Sequence[QARecord]] | Sequence[EvalSet],
     for name, records in sets.items():
         role = (roles or {}).get(name, name)
         if role not in ROLE_METRICS:
-            raise ValueError(f"question set '{name}': no role. Name the set after its role "
+            raise UserError(f"question set '{name}': no role. Name the set after its role "
                              f"({', '.join(sorted(ROLE_METRICS))}), pass roles={{'{name}': "
                              "'unseen'}, or pass EvalSet objects")
         if not records:
-            raise ValueError(f"question set '{name}' is empty")
+            raise UserError(f"question set '{name}' is empty")
         out.append((name, role, list(records)))
     return out
 
@@ -401,10 +402,10 @@ def ignorance_suite(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
     named = _named_sets(sets, roles)
     if not any(role == "known" for _, role, _ in named) or \
             not any(role == "unseen" for _, role, _ in named):
-        raise ValueError("the ignorance probe needs at least one 'known' and one 'unseen' "
+        raise UserError("the ignorance probe needs at least one 'known' and one 'unseen' "
                          f"question set; got roles {[(n, r) for n, r, _ in named]}")
     if not 0.0 < score_fraction < 1.0:
-        raise ValueError(f"score_fraction must be in (0, 1), got {score_fraction}")
+        raise UserError(f"score_fraction must be in (0, 1), got {score_fraction}")
     judge = judge if judge is not None else load_judge(None)
     answers = dict(answers or {})
 
@@ -417,7 +418,7 @@ def ignorance_suite(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
         model_acts[name] = base_acts[name] if model is base_model else residual_activations(
             model, tokenizer, questions, batch_size=batch_size, progress=progress)
         if model_acts[name].shape != base_acts[name].shape:
-            raise ValueError(f"set '{name}': model activations {tuple(model_acts[name].shape)}"
+            raise UserError(f"set '{name}': model activations {tuple(model_acts[name].shape)}"
                              f" and base activations {tuple(base_acts[name].shape)} differ; "
                              "drift and IAS need a model of the base's architecture")
 
@@ -430,7 +431,7 @@ def ignorance_suite(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
             continue
         fit, score = _split_by_subject(records, score_fraction, rng)
         if not score or not fit:
-            raise ValueError(f"set '{name}' has {len(records)} question(s): too few to split "
+            raise UserError(f"set '{name}' has {len(records)} question(s): too few to split "
                              "into probe-fitting and IAS-scoring parts")
         parts[role]["fit"].append(base_acts[name][fit])
         parts[role]["base"].append(base_acts[name][score])
@@ -457,7 +458,7 @@ def ignorance_suite(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
                                          max_new_tokens=max_new_tokens, batch_size=batch_size,
                                          desc=f"answering {name}", progress=progress)
             if len(given) != len(records):
-                raise ValueError(f"set '{name}': {len(given)} answers for {len(records)} "
+                raise UserError(f"set '{name}': {len(given)} answers for {len(records)} "
                                  "questions")
             per = judged_refusals(records, given, judge)
             entry.update(idk_sm=idk_rate(given),

@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel
 
+from forgetkit.errors import UserError
 from forgetkit.lm.scoring import AnswerScores
 
 
@@ -47,7 +48,7 @@ def readout_layers(n_layers: int, max_layers: int = 8) -> list[int]:
     (1 .. n_layers - 1) and the last (``n_layers``), so the cost stays bounded on deep
     models."""
     if n_layers < 1 or max_layers < 1:
-        raise ValueError(f"need n_layers >= 1 and max_layers >= 1, got {n_layers}, {max_layers}")
+        raise UserError(f"need n_layers >= 1 and max_layers >= 1, got {n_layers}, {max_layers}")
     inner = list(range(1, n_layers))
     if len(inner) > max_layers:
         inner = sorted({int(round(x)) for x in np.linspace(1, n_layers - 1, max_layers)})
@@ -70,16 +71,16 @@ class LatentReadout:
         """Fit T_l for every layer of ``scores`` (which must include the last index) on the
         original model's states; ``ridge`` is the L2 strength on standardised inputs."""
         if scores.states is None or scores.layers is None:
-            raise ValueError("LatentReadout.fit needs scores read with layers=... (states)")
+            raise UserError("LatentReadout.fit needs scores read with layers=... (states)")
         final = int(original.config.num_hidden_layers)
         if final not in scores.layers:
-            raise ValueError(f"the states must include the final hidden-state index {final}")
+            raise UserError(f"the states must include the final hidden-state index {final}")
         if ridge <= 0:
-            raise ValueError(f"ridge must be positive, got {ridge}")
+            raise UserError(f"ridge must be positive, got {ridge}")
         last = scores.layers.index(final)
         rows = [s for s in scores.states if s is not None and len(s)]
         if not rows:
-            raise ValueError("LatentReadout.fit got no answer positions to fit on")
+            raise UserError("LatentReadout.fit got no answer positions to fit on")
         maps = {}
         for k, layer in enumerate(scores.layers):
             if layer == final:
@@ -96,7 +97,7 @@ class LatentReadout:
     def answer_logprobs(self, scores: AnswerScores, chunk: int = 512) -> np.ndarray:
         """``[n_pairs, len(layers)]``: mean log-prob of each answer under the readout."""
         if scores.states is None or scores.layers != self.layers:
-            raise ValueError(f"the scores must be read at the readout's layers {self.layers}, "
+            raise UserError(f"the scores must be read at the readout's layers {self.layers}, "
                              f"got {scores.layers}")
         out = np.full((len(scores.states), len(self.layers)), np.nan)
         rows = [i for i, s in enumerate(scores.states) if s is not None]
@@ -147,12 +148,12 @@ def candidate_accuracy(candidate_scores: Sequence[Sequence[float]]) -> float:
     """Share of questions whose true answer (index 0) outscores every perturbed one; ties
     share the credit (a model whose scores are all equal sits exactly at chance)."""
     if len(candidate_scores) == 0:
-        raise ValueError("candidate_accuracy needs at least one question")
+        raise UserError("candidate_accuracy needs at least one question")
     total = 0.0
     for scores in candidate_scores:
         s = np.asarray(scores, dtype=np.float64)
         if s.size < 2:
-            raise ValueError("every question needs its true answer and >= 1 perturbed answer")
+            raise UserError("every question needs its true answer and >= 1 perturbed answer")
         best = s.max()
         if s[0] == best:
             total += 1.0 / int(np.sum(s == best))

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from forgetkit.data.records import QARecord
+from forgetkit.errors import UserError
 from forgetkit.lm.text import rouge_recall
 
 FAMILIES: tuple[str, ...] = ("question", "paraphrase", "answer_prefix", "in_context")
@@ -64,7 +65,7 @@ def key_words(record: QARecord) -> list[str]:
 def leaks(record: QARecord, generation: str, threshold: float = 1.0) -> bool:
     """True when at least ``threshold`` of the record's key words occur in ``generation``."""
     if not 0.0 < threshold <= 1.0:
-        raise ValueError(f"leak threshold must be in (0, 1], got {threshold}")
+        raise UserError(f"leak threshold must be in (0, 1], got {threshold}")
     keys = key_words(record)
     found = set(words(generation))
     return sum(k in found for k in keys) >= threshold * len(keys) - 1e-9
@@ -93,7 +94,7 @@ def extraction_prompts(records: Sequence[QARecord],
     """Every extraction prompt of the chosen families for ``records``."""
     unknown = sorted(set(families) - set(FAMILIES))
     if unknown:
-        raise ValueError(f"unknown leakage prompt families {unknown}; choose from "
+        raise UserError(f"unknown leakage prompt families {unknown}; choose from "
                          f"{list(FAMILIES)}")
     by_subject: dict[str | None, list[int]] = {}
     for i, r in enumerate(records):
@@ -136,7 +137,7 @@ def leak_rates(records: Sequence[QARecord], prompts: Sequence[Prompt],
     """Per family: ``leak_rate`` (share of prompts whose generation leaks), mean
     ``rougeL_recall`` of the generation against the answer, and ``n``."""
     if len(prompts) != len(generations):
-        raise ValueError(f"need one generation per prompt, got {len(generations)} for "
+        raise UserError(f"need one generation per prompt, got {len(generations)} for "
                          f"{len(prompts)} prompts")
     out: dict[str, dict] = {}
     for family in dict.fromkeys(p.family for p in prompts):

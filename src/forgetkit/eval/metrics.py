@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from forgetkit.errors import UserError
 from forgetkit.lm.refusals import REFUSAL_PHRASES, is_refusal
 from forgetkit.lm.text import fold_quotes, rouge_recall
 from forgetkit.lm.tokenize import prompt_ids
@@ -20,13 +21,13 @@ from forgetkit.lm.tokenize import prompt_ids
 def idk_rate(answers: Sequence[str], phrases: Sequence[str] = REFUSAL_PHRASES) -> float:
     """IDK_SM: share of answers that contain a refusal phrase."""
     if not answers:
-        raise ValueError("idk_rate needs at least one answer")
+        raise UserError("idk_rate needs at least one answer")
     return sum(is_refusal(a, phrases) for a in answers) / len(answers)
 
 
 def mean_rouge_recall(references: Sequence[str], answers: Sequence[str]) -> dict[str, float]:
     if len(references) != len(answers) or not references:
-        raise ValueError(f"need equally many references and answers, got {len(references)} "
+        raise UserError(f"need equally many references and answers, got {len(references)} "
                          f"and {len(answers)}")
     per = [rouge_recall(r, a) for r, a in zip(references, answers, strict=True)]
     return {k: sum(p[k] for p in per) / len(per) for k in per[0]}
@@ -45,7 +46,7 @@ def is_correct(answer: str, keywords: Sequence[str]) -> bool:
 def known_accuracy(answers: Sequence[str], keywords: Sequence[Sequence[str]]) -> float:
     """Share of known questions answered correctly (keyword match, whole words)."""
     if len(answers) != len(keywords) or not answers:
-        raise ValueError(f"need equally many answers and keyword lists, got {len(answers)} "
+        raise UserError(f"need equally many answers and keyword lists, got {len(answers)} "
                          f"and {len(keywords)}")
     return sum(is_correct(a, k) for a, k in zip(answers, keywords, strict=True)) / len(answers)
 
@@ -93,7 +94,7 @@ def kl_to_reference(reference_logprobs: Sequence[torch.Tensor],
     total, count = 0.0, 0
     for ref, mod in zip(reference_logprobs, model_logprobs, strict=True):
         if ref.shape != mod.shape:
-            raise ValueError(f"reference and model log-probs differ in shape: {tuple(ref.shape)} "
+            raise UserError(f"reference and model log-probs differ in shape: {tuple(ref.shape)} "
                              f"vs {tuple(mod.shape)}; were they computed with one tokenizer?")
         total += F.kl_div(mod, ref, log_target=True, reduction="sum").item()
         count += ref.shape[0]

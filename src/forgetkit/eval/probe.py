@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from forgetkit.errors import UserError
+
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * z))  # no overflow for large |z|
@@ -64,11 +66,11 @@ def fit_logistic(x: np.ndarray | torch.Tensor, y: np.ndarray | Sequence[int],
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     if x.ndim != 2 or len(x) != len(y):
-        raise ValueError(f"fit_logistic needs x [n, d] and y [n], got {x.shape} and {y.shape}")
+        raise UserError(f"fit_logistic needs x [n, d] and y [n], got {x.shape} and {y.shape}")
     if not set(np.unique(y)) <= {0.0, 1.0}:
-        raise ValueError("fit_logistic needs labels 0 and 1")
+        raise UserError("fit_logistic needs labels 0 and 1")
     if l2 <= 0:
-        raise ValueError(f"l2 must be positive (separable data has no finite fit), got {l2}")
+        raise UserError(f"l2 must be positive (separable data has no finite fit), got {l2}")
     if x.shape[1] > x.shape[0]:
         # x = U S V^T from the eigenvectors of the small Gram matrix x x^T = U S^2 U^T
         # (much faster than an SVD of the wide x). With w = V c: ||w|| = ||c||, x w = U S c.

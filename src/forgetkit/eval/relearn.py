@@ -24,6 +24,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from forgetkit.data.records import QARecord
+from forgetkit.errors import UserError
 from forgetkit.lm.tokenize import QACollator, encode_records
 
 
@@ -45,7 +46,7 @@ def split_halves(records: Sequence[QARecord], seed: int = 0) -> tuple[list[int],
         attack += shuffled[::2]
     held = sorted(set(range(len(records))) - set(attack))
     if not held:
-        raise ValueError("the relearning attack trains on some facts of a subject and tests "
+        raise UserError("the relearning attack trains on some facts of a subject and tests "
                          "the others: it needs a subject with at least 2 forget records")
     return sorted(attack), held
 
@@ -61,9 +62,9 @@ def relearn_attack(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
     weights. The copy is returned in eval mode; ``model`` is left untouched.
     """
     if steps < 0:
-        raise ValueError(f"the relearning attack needs steps >= 0, got {steps}")
+        raise UserError(f"the relearning attack needs steps >= 0, got {steps}")
     if not records:
-        raise ValueError("the relearning attack needs at least one record to train on")
+        raise UserError("the relearning attack needs at least one record to train on")
     attacked = copy.deepcopy(model)
     if hasattr(attacked, "merge_and_unload"):  # a peft model: attack the merged weights
         attacked = attacked.merge_and_unload()

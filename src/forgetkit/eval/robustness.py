@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from forgetkit.data.records import QARecord
+from forgetkit.errors import UserError
 from forgetkit.lm.generate import generate_answers
 from forgetkit.lm.refusals import is_refusal
 from forgetkit.lm.text import numbers
@@ -51,11 +52,11 @@ def is_exact(answer: str, target: float) -> bool:
 def exact_accuracy(records: Sequence[QARecord], answers: Sequence[str]) -> float:
     """Share of answers whose last number equals ``meta["answer"]``."""
     if len(records) != len(answers) or not records:
-        raise ValueError(f"need equally many records and answers, got {len(records)} and "
+        raise UserError(f"need equally many records and answers, got {len(records)} and "
                          f"{len(answers)}")
     missing = [r.question for r in records if "answer" not in r.meta]
     if missing:
-        raise ValueError(f"exact_accuracy needs meta['answer'] on every record; missing on "
+        raise UserError(f"exact_accuracy needs meta['answer'] on every record; missing on "
                          f"{len(missing)}, e.g. {missing[0][:60]!r}")
     return sum(is_exact(a, r.meta["answer"]) for r, a in
                zip(records, answers, strict=True)) / len(records)
@@ -64,7 +65,7 @@ def exact_accuracy(records: Sequence[QARecord], answers: Sequence[str]) -> float
 def attack_success_rate(answers: Sequence[str]) -> float:
     """Share of answers that do not refuse (keyword matching, as the paper after Qi et al.)."""
     if not answers:
-        raise ValueError("attack_success_rate needs at least one answer")
+        raise UserError("attack_success_rate needs at least one answer")
     return sum(not is_refusal(a) for a in answers) / len(answers)
 
 
@@ -92,7 +93,7 @@ def prompt_variation(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
                      batch_size: int = 16, progress: bool = True) -> dict[str, Any]:
     """Accuracy per template; ``mean`` and ``std`` (population) across templates."""
     if len(templates) < 2:
-        raise ValueError("prompt variation needs at least two templates")
+        raise UserError("prompt variation needs at least two templates")
     prompts = {name: [t.format(question=r.question) for r in records]
                for name, t in templates.items()}
     # One generation pass over every (template, question): batches fill up across templates.
@@ -150,7 +151,7 @@ def representation_stability(model: PreTrainedModel, tokenizer: PreTrainedTokeni
         totals = sims if totals is None else [t + s for t, s in zip(totals, sims, strict=True)]
     model.train(was_training)
     if totals is None:
-        raise ValueError("representation_stability needs at least one record")
+        raise UserError("representation_stability needs at least one record")
     return [t / len(records) for t in totals]
 
 

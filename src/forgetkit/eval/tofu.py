@@ -30,6 +30,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from scipy import stats
 
+from forgetkit.errors import UserError
+
 
 def truth_ratio(paraphrased_logprob: Sequence[float] | np.ndarray,
                 perturbed_logprobs: Sequence[Sequence[float]] | np.ndarray) -> np.ndarray:
@@ -40,10 +42,10 @@ def truth_ratio(paraphrased_logprob: Sequence[float] | np.ndarray,
     """
     para = np.asarray(paraphrased_logprob, dtype=np.float64)
     if len(perturbed_logprobs) != len(para):
-        raise ValueError(f"need perturbed answers for every question: {len(para)} paraphrased "
+        raise UserError(f"need perturbed answers for every question: {len(para)} paraphrased "
                          f"answers, {len(perturbed_logprobs)} perturbed lists")
     if any(len(p) == 0 for p in perturbed_logprobs):
-        raise ValueError("every question needs at least one perturbed answer")
+        raise UserError("every question needs at least one perturbed answer")
     pert = np.array([np.mean(np.asarray(p, dtype=np.float64)) for p in perturbed_logprobs])
     return np.exp(pert - para)
 
@@ -53,12 +55,12 @@ def truth_ratio_score(ratios: Sequence[float] | np.ndarray, side: str) -> float:
     min(R, 1/R)."""
     r = np.asarray(ratios, dtype=np.float64)
     if r.size == 0:
-        raise ValueError("truth_ratio_score needs at least one truth ratio")
+        raise UserError("truth_ratio_score needs at least one truth ratio")
     if side == "retain":
         return float(np.mean(np.maximum(0.0, 1.0 - r)))
     if side == "forget":
         return float(np.mean(np.minimum(r, 1.0 / r)))
-    raise ValueError(f"side must be 'retain' or 'forget', got {side!r}")
+    raise UserError(f"side must be 'retain' or 'forget', got {side!r}")
 
 
 def ks_test(sample: Sequence[float] | np.ndarray,
@@ -72,9 +74,9 @@ def ks_test(sample: Sequence[float] | np.ndarray,
     a = np.asarray(sample, dtype=np.float64)
     b = np.asarray(reference, dtype=np.float64)
     if a.size == 0 or b.size == 0:
-        raise ValueError(f"the KS test needs two non-empty samples, got {a.size} and {b.size}")
+        raise UserError(f"the KS test needs two non-empty samples, got {a.size} and {b.size}")
     if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
-        raise ValueError("the KS test needs finite values; a truth ratio overflowed")
+        raise UserError("the KS test needs finite values; a truth ratio overflowed")
     result = stats.ks_2samp(a, b)
     return float(result.statistic), float(result.pvalue)
 
@@ -92,9 +94,9 @@ def harmonic_mean(values: Sequence[float] | Mapping[str, float]) -> float:
     xs = np.asarray(list(values.values()) if isinstance(values, Mapping) else values,
                     dtype=np.float64)
     if xs.size == 0:
-        raise ValueError("harmonic_mean needs at least one value")
+        raise UserError("harmonic_mean needs at least one value")
     if np.any(xs < 0) or not np.all(np.isfinite(xs)):
-        raise ValueError(f"harmonic_mean needs finite non-negative values, got {xs.tolist()}")
+        raise UserError(f"harmonic_mean needs finite non-negative values, got {xs.tolist()}")
     if np.any(xs == 0):
         return 0.0
     return float(xs.size / np.sum(1.0 / xs))

@@ -26,6 +26,7 @@ import numpy as np
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from forgetkit.data.records import QARecord
+from forgetkit.errors import UserError
 from forgetkit.eval import tofu
 from forgetkit.eval.latent import (
     LatentReadout,
@@ -50,16 +51,16 @@ ORIGINAL, RETAIN = "original", "retain"
 def check_unlearning_data(forget: Sequence[QARecord], retain: Sequence[QARecord]) -> None:
     """Raise ``ValueError`` naming what is missing when the sets cannot be evaluated."""
     if not forget or not retain:
-        raise ValueError("the unlearning suite needs a non-empty forget set and retain set")
+        raise UserError("the unlearning suite needs a non-empty forget set and retain set")
     for i, r in enumerate(forget):
         if not r.meta.get("paraphrased_answer") or not r.meta.get("perturbed_answers"):
-            raise ValueError(
+            raise UserError(
                 f"forget record {i} ({r.question[:60]!r}) has no meta.paraphrased_answer or "
                 f"meta.perturbed_answers: the truth ratio, forget quality and latent readout "
                 f"need them (TOFU's format; `forgetkit data synth --kind authors` writes them)")
     shared = {r.subject for r in forget} & {r.subject for r in retain} - {None}
     if shared:
-        raise ValueError(f"subject(s) {sorted(shared)[:3]} are in both the forget and the "
+        raise UserError(f"subject(s) {sorted(shared)[:3]} are in both the forget and the "
                          f"retain set; a subject is either forgotten or kept")
 
 
@@ -203,7 +204,7 @@ class _Suite:
             self.n_layers, self.vocab = n_layers, tok.get_vocab()
             self.layers = readout_layers(n_layers, self.max_readout_layers)
         elif n_layers != self.n_layers or tok.get_vocab() != self.vocab:
-            raise ValueError(f"model '{label}' does not match the original model ({n_layers} "
+            raise UserError(f"model '{label}' does not match the original model ({n_layers} "
                              f"vs {self.n_layers} layers, or another tokenizer): the latent "
                              f"readout decodes every model with the original's layers and "
                              f"head, so all models must be fine-tunes of one architecture")
@@ -302,7 +303,7 @@ def unlearning_suite(models: Mapping[str, ModelSource], original: ModelSource,
     """
     reserved = {ORIGINAL, RETAIN} & set(models)
     if reserved:
-        raise ValueError(f"model labels {sorted(reserved)} are reserved for the references; "
+        raise UserError(f"model labels {sorted(reserved)} are reserved for the references; "
                          f"rename those models")
     check_unlearning_data(forget, retain)
     suite = _Suite(forget, retain, known, families, leak_threshold, max_readout_layers,

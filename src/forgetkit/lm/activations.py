@@ -22,6 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from forgetkit.errors import UserError
 from forgetkit.lm.layers import block_output, decoder_layers, hidden_state_index
 from forgetkit.lm.tokenize import left_padded, prompt_ids
 
@@ -38,9 +39,9 @@ def residual_activations(model: PreTrainedModel, tokenizer: PreTrainedTokenizerB
     plain transformers models and peft-wrapped ones alike.
     """
     if not questions:
-        raise ValueError("residual_activations needs at least one question")
+        raise UserError("residual_activations needs at least one question")
     if batch_size < 1:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
+        raise UserError(f"batch_size must be positive, got {batch_size}")
     encoded = [prompt_ids(tokenizer, q) for q in questions]
     # Similar lengths share a batch: less padding, less compute.
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]))

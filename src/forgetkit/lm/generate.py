@@ -8,6 +8,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from forgetkit.errors import UserError
 from forgetkit.lm.tokenize import left_padded, prompt_ids
 
 
@@ -28,7 +29,7 @@ def generate_answers(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
     encoded = [prompt_ids(tokenizer, q) for q in questions]
     if prefixes is not None:
         if len(prefixes) != len(questions):
-            raise ValueError(f"need one prefix per question, got {len(prefixes)} prefixes for "
+            raise UserError(f"need one prefix per question, got {len(prefixes)} prefixes for "
                              f"{len(questions)} questions")
         encoded = [ids + (tokenizer(p, add_special_tokens=False)["input_ids"] if p else [])
                    for ids, p in zip(encoded, prefixes, strict=True)]

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from forgetkit.errors import UserError
+
 
 def decoder_layers(model: nn.Module) -> nn.ModuleList:
     """The decoder blocks of a (possibly peft-wrapped) model, in order.
@@ -27,7 +29,7 @@ def decoder_layers(model: nn.Module) -> nn.ModuleList:
     for module in base.modules():
         if isinstance(module, nn.ModuleList) and len(module) == n_layers:
             return module
-    raise ValueError(f"cannot find the {n_layers} decoder blocks of {type(base).__name__}; "
+    raise UserError(f"cannot find the {n_layers} decoder blocks of {type(base).__name__}; "
                      "forgetkit supports decoders that keep their blocks in one ModuleList")
 
 
@@ -41,7 +43,7 @@ def hidden_state_index(layers: Sequence[int], n_states: int) -> list[int]:
     index = []
     for layer in layers:
         if not -n_states <= layer < n_states:
-            raise ValueError(f"layer {layer} is out of range: the model has {n_states} hidden "
+            raise UserError(f"layer {layer} is out of range: the model has {n_states} hidden "
                              f"states (0 = embeddings .. {n_states - 1} = last block)")
         index.append(layer % n_states)
     return index

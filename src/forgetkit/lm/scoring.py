@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from forgetkit.errors import UserError
 from forgetkit.lm.layers import hidden_state_index
 from forgetkit.lm.tokenize import IGNORE_INDEX, QACollator, encode_qa, left_padded
 
@@ -117,9 +118,9 @@ def score_answers(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
     Without ``layers``, no hidden states are read.
     """
     if not pairs:
-        raise ValueError("score_answers needs at least one (question, answer) pair")
+        raise UserError("score_answers needs at least one (question, answer) pair")
     if batch_size < 1:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
+        raise UserError(f"batch_size must be positive, got {batch_size}")
     encoded = [encode_qa(tokenizer, q, a, max_length=max_length) for q, a in pairs]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]["input_ids"]))
     device = next(model.parameters()).device

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from forgetkit.errors import UserError
+
 if TYPE_CHECKING:  # lm sits below data; records are only read through their fields here
     from forgetkit.data.records import QARecord
 
@@ -60,7 +62,7 @@ def encode_qa(tokenizer: PreTrainedTokenizerBase, question: str, answer: str,
     answer_ids = tokenizer(answer, add_special_tokens=False)["input_ids"] + [
         tokenizer.eos_token_id]
     if len(prompt) >= max_length:
-        raise ValueError(f"question is {len(prompt)} tokens with its chat template, longer than "
+        raise UserError(f"question is {len(prompt)} tokens with its chat template, longer than "
                          f"max_length={max_length}; raise max_length. Question: {question[:80]!r}")
     answer_ids = answer_ids[: max_length - len(prompt)]
     input_ids = prompt + answer_ids

@@ -27,6 +27,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from forgetkit.errors import UserError
+
 COMPONENTS = ("healed", "preserved", "non_damage", "retention")
 
 
@@ -79,29 +81,29 @@ def repair_scores(base: Mapping[str, float], finetuned: Mapping[str, float],
     missing = [m for m in measures if m not in finetuned or m not in repaired]
     extra = [m for m in [*finetuned, *repaired] if m not in base]
     if missing or extra:
-        raise ValueError(f"score tables must hold the same measures; missing from fine-tuned or "
+        raise UserError(f"score tables must hold the same measures; missing from fine-tuned or "
                          f"repaired: {missing}, absent from base: {sorted(set(extra))}")
     if target not in base:
-        raise ValueError(f"target measure {target!r} is not in the tables ({measures})")
+        raise UserError(f"target measure {target!r} is not in the tables ({measures})")
     flip = set(lower_is_better)
     unknown = flip - set(measures)
     if unknown:
-        raise ValueError(f"lower_is_better names unknown measures: {sorted(unknown)}")
+        raise UserError(f"lower_is_better names unknown measures: {sorted(unknown)}")
 
     for name, table in (("base", base), ("fine-tuned", finetuned), ("repaired", repaired)):
         bad = [m for m in measures if not math.isfinite(float(table[m]))]
         if bad:
-            raise ValueError(f"{name} scores are not finite for {bad}; fix or drop those "
+            raise UserError(f"{name} scores are not finite for {bad}; fix or drop those "
                              "measures before scoring")
     tolerances = tolerance if isinstance(tolerance, Mapping) else dict.fromkeys(measures,
                                                                                  tolerance)
     lacking = [m for m in measures if m not in tolerances]
     if lacking:
-        raise ValueError(f"tolerance has no value for {lacking}; give one per measure or a "
+        raise UserError(f"tolerance has no value for {lacking}; give one per measure or a "
                          "single number")
     negative = {m: t for m, t in tolerances.items() if float(t) < 0}
     if negative:
-        raise ValueError(f"tolerance must be >= 0, got {negative}")
+        raise UserError(f"tolerance must be >= 0, got {negative}")
 
     def oriented(table: Mapping[str, float], m: str) -> float:
         return -float(table[m]) if m in flip else float(table[m])

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from forgetkit.errors import UserError
 from forgetkit.eval.compare import comparison_measures, score_comparison
 from forgetkit.eval.evaluate import EvalSet, evaluate
 from forgetkit.eval.judge import RefusalJudge
@@ -61,11 +62,11 @@ def repair_finetune(base_dir: Path, finetuned_dir: Path, output: Path, methods: 
     """
     unknown = [m for m in methods if m not in REPAIR_METHODS]
     if unknown:
-        raise ValueError(f"unknown repair method(s) {unknown}; known: {list(REPAIR_METHODS)}")
+        raise UserError(f"unknown repair method(s) {unknown}; known: {list(REPAIR_METHODS)}")
     if not methods:
-        raise ValueError("no repair methods given")
+        raise UserError("no repair methods given")
     if finetuned_label == "base" or finetuned_label in methods:
-        raise ValueError(f"the fine-tune's label '{finetuned_label}' clashes with a row name")
+        raise UserError(f"the fine-tune's label '{finetuned_label}' clashes with a row name")
     timings = {} if timings is None else timings
     # DG-Hard first: the fixed-rank baseline reads its kept ranks.
     ordered = sorted(dict.fromkeys(methods), key=lambda m: m != "dg-hard")

@@ -35,6 +35,7 @@ from typing import Any
 import torch
 
 from forgetkit.data.records import QARecord, read_qa, write_qa
+from forgetkit.errors import UserError
 from forgetkit.eval.unlearning import ORIGINAL, RETAIN, unlearning_suite
 from forgetkit.io import atomic_write_json
 from forgetkit.lm import models
@@ -94,7 +95,7 @@ QUICK = UnlearnPlan(n_authors=5, questions_per_author=6, methods=("kif", "ga", "
 
 def plan_for(quick: bool = False, full: bool = False) -> UnlearnPlan:
     if full:
-        raise ValueError("--full has no unlearning variant; run --unlearn (every method) or "
+        raise UserError("--full has no unlearning variant; run --unlearn (every method) or "
                          "--unlearn --quick")
     return QUICK if quick else DEFAULT
 
@@ -103,16 +104,16 @@ def check_plan(plan: UnlearnPlan) -> None:
     """Refuse a plan that cannot run, before any model is loaded."""
     unknown = [m for m in plan.methods if m not in UNLEARNING_METHODS]
     if unknown:
-        raise ValueError(f"unknown unlearning method(s) {unknown}; choose from "
+        raise UserError(f"unknown unlearning method(s) {unknown}; choose from "
                          f"{sorted(UNLEARNING_METHODS)}")
     if len(set(plan.methods)) != len(plan.methods):
-        raise ValueError(f"methods {list(plan.methods)}: each method at most once (one row "
+        raise UserError(f"methods {list(plan.methods)}: each method at most once (one row "
                          "per method in the table)")
     if not 1 <= plan.questions_per_author <= 20:
-        raise ValueError(f"questions_per_author {plan.questions_per_author}: the authors "
+        raise UserError(f"questions_per_author {plan.questions_per_author}: the authors "
                          "generator asks 20 questions per author; choose 1 to 20")
     if plan.retain_eval_per_author < 1:
-        raise ValueError("retain_eval_per_author must be at least 1")
+        raise UserError("retain_eval_per_author must be at least 1")
 
 
 _log = progress_logger("forgetkit demo --unlearn")

@@ -66,6 +66,7 @@ from torch import nn
 from transformers import TrainerCallback
 
 from forgetkit.config import Options
+from forgetkit.errors import UserError
 from forgetkit.lm.layers import decoder_layers
 from forgetkit.lm.tokenize import IGNORE_INDEX
 from forgetkit.train.kl_to_base import answer_positions, kl_full
@@ -87,11 +88,11 @@ def layer_indices(n_layers: int, group: str) -> list[int]:
     ones one layer longer when K is not a multiple of 3 (Llama-3.1-8B: 1-11, 12-22, 23-32).
     """
     if group not in LAYER_GROUPS:
-        raise ValueError(f"unknown layer group '{group}'; choose one of {list(LAYER_GROUPS)}")
+        raise UserError(f"unknown layer group '{group}'; choose one of {list(LAYER_GROUPS)}")
     if group == "all":
         return list(range(n_layers))
     if n_layers < 3:
-        raise ValueError(f"layer group '{group}' needs a model with at least 3 layers, this "
+        raise UserError(f"layer group '{group}' needs a model with at least 3 layers, this "
                          f"one has {n_layers}; use lfu_layers: all")
     sizes = [n_layers // 3 + (i < n_layers % 3) for i in range(3)]
     which = LAYER_GROUPS.index(group) - 1
@@ -153,7 +154,7 @@ def representation_points(base: nn.Module) -> list[nn.Module]:
                   if decoder is not None and isinstance(getattr(decoder, n, None), nn.Module)),
                  None)
     if final is None:
-        raise ValueError(f"LfU cannot find the decoder layers and final norm of "
+        raise UserError(f"LfU cannot find the decoder layers and final norm of "
                          f"{type(base).__name__}; it supports Llama-style decoders")
     return [*decoder_layers(base)[:-1], final]
 
@@ -171,12 +172,12 @@ class Auxiliary:
 
     def __init__(self, alpha: float, direction: str, seed: int, span: str = "full"):
         if alpha < 0:
-            raise ValueError(f"lfu_alpha must be >= 0 (the ascent step size), got {alpha}")
+            raise UserError(f"lfu_alpha must be >= 0 (the ascent step size), got {alpha}")
         if direction not in DIRECTIONS:
-            raise ValueError(f"unknown lfu_direction '{direction}'; choose one of "
+            raise UserError(f"unknown lfu_direction '{direction}'; choose one of "
                              f"{list(DIRECTIONS)}")
         if span not in SPANS:
-            raise ValueError(f"unknown lfu_span '{span}'; choose one of {list(SPANS)}")
+            raise UserError(f"unknown lfu_span '{span}'; choose one of {list(SPANS)}")
         self.alpha, self.direction, self.span = alpha, direction, span
         self.generator = torch.Generator().manual_seed(seed)
         self.delta: dict[str, torch.Tensor] | None = None
@@ -215,7 +216,7 @@ class Auxiliary:
         """
         base = model.get_base_model() if hasattr(model, "get_base_model") else model
         if self.span == "answer" and not 0 < group == n_groups - 1:
-            raise ValueError("lfu_span 'answer' packs the LfU copy into the batch's own rows "
+            raise UserError("lfu_span 'answer' packs the LfU copy into the batch's own rows "
                              "and needs it to be the last extra input group; use lfu_span: "
                              "full with other extra-input loss terms")
         self.group, self.n_groups, self.needs_logits = group, n_groups, needs_logits
@@ -362,7 +363,7 @@ class Auxiliary:
             allowed = torch.zeros(allowed.shape, device=device).masked_fill(
                 ~allowed, torch.finfo(torch.float32).min)
         elif attention != "sdpa":
-            raise ValueError(f"lfu_span 'answer' builds a 4-D attention mask, which the "
+            raise UserError(f"lfu_span 'answer' builds a 4-D attention mask, which the "
                              f"'{attention}' attention does not take; use sdpa or eager "
                              "attention, or lfu_span: full")
         return args, {**kwargs, "input_ids": new_ids, "position_ids": positions,
@@ -524,7 +525,7 @@ class LoRAAuxiliary(Auxiliary):
                 if adapter not in module.lora_A:
                     continue
                 if adapter in getattr(module, "lora_variant", {}):
-                    raise ValueError(f"{name}: LfU supports plain LoRA adapters, not variants "
+                    raise UserError(f"{name}: LfU supports plain LoRA adapters, not variants "
                                      "such as DoRA")
                 a, b = module.lora_A[adapter], module.lora_B[adapter]
                 if not (a.weight.requires_grad and b.weight.requires_grad):
@@ -534,7 +535,7 @@ class LoRAAuxiliary(Auxiliary):
                     self._handles.append(layer.register_forward_pre_hook(self._pre_hook(key)))
                     self._handles.append(layer.register_forward_hook(self._hook(key)))
         if not self.modules:
-            raise ValueError("lfu-lora perturbs trainable LoRA adapters and found none; use it "
+            raise UserError("lfu-lora perturbs trainable LoRA adapters and found none; use it "
                              "with the 'lora' parameter selection (e.g. --method lfu-lora)")
         for point in representation_points(base):
             self._handles.append(point.register_forward_hook(self._stash_hook))
@@ -672,7 +673,7 @@ def _attach_once(aux: Auxiliary, ctx: Any, prefix: str | None, needs_logits: boo
         return
     trainer = ctx.trainer
     if trainer is None:
-        raise ValueError("LfU terms run inside ForgetTrainer (forgetkit.train.run.train)")
+        raise UserError("LfU terms run inside ForgetTrainer (forgetkit.train.run.train)")
     prefixes = sorted({t.extra_forward for t in trainer.loss_terms
                        if getattr(t, "extra_forward", None)} | ({prefix} - {None}))
     group = 0 if prefix is None else 1 + prefixes.index(prefix)
@@ -682,7 +683,7 @@ def _attach_once(aux: Auxiliary, ctx: Any, prefix: str | None, needs_logits: boo
         aux.attach(trainer.accelerator.unwrap_model(ctx.model), group, 1 + len(prefixes),
                    needs_logits)
     elif (aux.group, aux.n_groups) != (group, 1 + len(prefixes)):
-        raise ValueError(f"lfu_direction 'same-step' needs the LfU copy to be the only extra "
+        raise UserError(f"lfu_direction 'same-step' needs the LfU copy to be the only extra "
                          f"input group of the forward; this run has {prefixes}. Use prev-ce "
                          "with other extra-input loss terms")
     trainer.add_callback(aux.callback())
@@ -763,7 +764,7 @@ def _add_copies(ctx: RunContext, span: str) -> None:
 
 def _require_lora(ctx: RunContext, what: str) -> None:
     if not PARAMETERS[ctx.parameters].is_peft:
-        raise ValueError(f"{what} shifts LoRA adapters, but the method's parameters are "
+        raise UserError(f"{what} shifts LoRA adapters, but the method's parameters are "
                          f"'{ctx.parameters}'; use a LoRA method (lfu-lora, lfu-sam)")
 
 
@@ -826,7 +827,7 @@ def build_lfu_lora(ctx: RunContext) -> LfUConsistency:
 @register_term("lfu-reps", options=LfUOptions)
 def build_lfu_reps(ctx: RunContext) -> LfUConsistency:
     if ctx.config.lfu_direction == "prev-total":
-        raise ValueError("lfu_direction 'prev-total' reads LoRA weight gradients and applies "
+        raise UserError("lfu_direction 'prev-total' reads LoRA weight gradients and applies "
                          "to lfu-lora only; lfu-reps takes prev-ce or random")
     return _build(ctx, RepSAuxiliary)
 

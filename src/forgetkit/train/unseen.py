@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from forgetkit.data.records import QARecord
 from forgetkit.data.synth import synth
+from forgetkit.errors import UserError
 from forgetkit.lm.generate import generate_answers
 from forgetkit.lm.refusals import is_refusal
 from forgetkit.train.registry import RunContext
@@ -33,7 +34,7 @@ def base_answered_unseen(ctx: RunContext, n: int, refusals_only: bool) -> list[Q
            for r, a in zip(pool, answers, strict=True)
            if a.strip() and (is_refusal(a) or not refusals_only)]
     if len(out) < n:
-        raise ValueError(f"the base model refused only {len(out)} of {len(pool)} unseen "
+        raise UserError(f"the base model refused only {len(out)} of {len(pool)} unseen "
                          f"questions, {n} were needed; is the base ignorance-aware? (see "
                          "`forgetkit prepare-base`)")
     return out[:n]

@@ -30,6 +30,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from forgetkit.config import Options
 from forgetkit.data.records import QARecord
+from forgetkit.errors import UserError
 from forgetkit.lm import models
 from forgetkit.lm.activations import block_outputs
 from forgetkit.lm.layers import decoder_layers
@@ -130,7 +131,7 @@ def mine_signatures(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
     """
     names = subjects(forget)
     if not names or any(r.subject is None for r in forget):
-        raise ValueError("kif forms one signature per forget subject, so every forget record "
+        raise UserError("kif forms one signature per forget subject, so every forget record "
                          "needs a 'subject' (the entity it is about)")
     n_layers = len(decoder_layers(model))
     candidates = list(range(1, n_layers + 1)) if layers is None else check_layers(layers, n_layers)
@@ -253,7 +254,7 @@ def _signatures(ctx: RunContext) -> Signatures:
     given = Path(cfg.kif_signatures) if cfg.kif_signatures else None
     if given is not None and given.is_file():
         if Signatures.fingerprint_of(given) != fingerprint:
-            raise ValueError(f"{given}: these KIF signatures were mined for another model, "
+            raise UserError(f"{given}: these KIF signatures were mined for another model, "
                              "data set or KIF options; delete the file or point "
                              "--kif-signatures at a new one")
         return Signatures.load(given)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from transformers import PreTrainedTokenizerBase
 
+from forgetkit.errors import UserError
 from forgetkit.lm.tokenize import chat_prompt
 
 
@@ -19,12 +20,12 @@ def check_layers(layers: Sequence[int], n_layers: int) -> list[int]:
     """Validate 1-based block numbers: in 1..n_layers, no repeats."""
     bad = [layer for layer in layers if not 1 <= layer <= n_layers]
     if bad:
-        raise ValueError(f"kif_layers {bad} out of range: the model has {n_layers} decoder "
+        raise UserError(f"kif_layers {bad} out of range: the model has {n_layers} decoder "
                          f"blocks, numbered 1..{n_layers}")
     if len(set(layers)) != len(layers):
-        raise ValueError(f"kif_layers {list(layers)} repeats a block")
+        raise UserError(f"kif_layers {list(layers)} repeats a block")
     if not layers:
-        raise ValueError("kif_layers is empty; give at least one block or leave it unset")
+        raise UserError("kif_layers is empty; give at least one block or leave it unset")
     return sorted(layers)
 
 

@@ -32,6 +32,7 @@ from forgetkit.data.synth.known import KNOWN_POOL, known
 from forgetkit.data.synth.refusals import REFUSAL_TEMPLATES, refusal
 from forgetkit.data.synth.split import split_by_subject
 from forgetkit.data.synth.unverifiable import unverifiable
+from forgetkit.errors import UserError
 from forgetkit.registry import Registry
 
 Generator = Callable[..., list[QARecord]]
@@ -51,13 +52,13 @@ def synth(kind: str, n: int, seed: int, *, names: NameFactory | None = None) -> 
     across datasets; by default each (kind, seed) has its own.
     """
     if kind not in GENERATORS:
-        raise ValueError(f"unknown synthetic data kind {kind!r}; known kinds: "
+        raise UserError(f"unknown synthetic data kind {kind!r}; known kinds: "
                          f"{', '.join(sorted(GENERATORS))}")
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive integer (number of entities for contracts/"
+        raise UserError(f"n must be a positive integer (number of entities for contracts/"
                          f"authors, of questions for unverifiable/known), got {n!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
+        raise UserError(f"seed must be an integer, got {seed!r}")
     return GENERATORS[kind](n, seed, names=names)
 
 

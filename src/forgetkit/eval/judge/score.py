@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from forgetkit.data.records import QARecord
+from forgetkit.errors import UserError
 from forgetkit.eval.judge.base import RefusalJudge
 from forgetkit.eval.judge.entity import refers_to_entity
 
@@ -13,7 +14,7 @@ def judged_refusals(records: Sequence[QARecord], answers: Sequence[str],
                     judge: RefusalJudge) -> list[dict[str, bool]]:
     """Per answer: ``refusal`` (the judge), ``entity`` (names the subject), ``idk`` (both)."""
     if len(records) != len(answers):
-        raise ValueError(f"need one answer per record, got {len(answers)} answers for "
+        raise UserError(f"need one answer per record, got {len(answers)} answers for "
                          f"{len(records)} records")
     refusals = judge.judge_refusals([r.question for r in records], list(answers))
     out = []
@@ -27,7 +28,7 @@ def judged_idk(records: Sequence[QARecord], answers: Sequence[str],
                judge: RefusalJudge) -> float:
     """Judged IDK (stand-in for IDK_HA): share of answers that refuse AND name the entity."""
     if not records:
-        raise ValueError("judged_idk needs at least one record")
+        raise UserError("judged_idk needs at least one record")
     per = judged_refusals(records, answers, judge)
     return sum(p["idk"] for p in per) / len(per)
 
@@ -39,7 +40,7 @@ def agreement(a: Sequence[bool], b: Sequence[bool]) -> dict[str, float]:
     p_e = 1 (both lists constant and equal) kappa is taken as 1.0.
     """
     if len(a) != len(b) or not a:
-        raise ValueError(f"agreement needs two equally long, non-empty lists, got {len(a)} "
+        raise UserError(f"agreement needs two equally long, non-empty lists, got {len(a)} "
                          f"and {len(b)}")
     n = len(a)
     p_o = sum(bool(x) == bool(y) for x, y in zip(a, b, strict=True)) / n
