@@ -440,9 +440,10 @@ def test_full_span_gathers_the_copys_answer_tokens_during_the_forward():
 def test_training_compares_the_states_gathered_during_the_forward(contracts_file, tmp_path,
                                                                    monkeypatch):
     from forgetkit.train import lfu
+    from forgetkit.train.lfu import terms
 
     gathered, compared = [], []
-    stash, compare = lfu.Auxiliary._stash, lfu.consistency
+    stash, compare = lfu.Auxiliary._stash, terms.consistency
 
     def spy_stash(self, h):
         stash(self, h)
@@ -454,7 +455,7 @@ def test_training_compares_the_states_gathered_during_the_forward(contracts_file
         return compare(clean, aux)
 
     monkeypatch.setattr(lfu.Auxiliary, "_stash", spy_stash)
-    monkeypatch.setattr(lfu, "consistency", spy_consistency)
+    monkeypatch.setattr(terms, "consistency", spy_consistency)
     run = _train(contracts_file, tmp_path, "lfu-lora")
     assert run["notes"]["lfu"]["span"] == "full"
     assert compared == [True] * 3  # steps 2-4 run the copy (step 1 is plain SFT)

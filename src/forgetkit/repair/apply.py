@@ -28,13 +28,12 @@ from forgetkit.repair.errors import RepairError
 from forgetkit.repair.io import (
     SIDE_FILE_PATTERNS,
     CheckpointReader,
-    LoraAdapter,
     ShardedWriter,
     copy_side_files,
-    is_adapter_folder,
     parse_size,
     plan_max_shard_size,
 )
+from forgetkit.repair.lora_input import LoraAdapter, is_adapter_folder
 from forgetkit.repair.lora_output import LoraAdapterWriter
 from forgetkit.repair.methods import DeltaRepair, RepairMethod, make_method
 from forgetkit.repair.pairs import AdapterPair, CheckpointPair

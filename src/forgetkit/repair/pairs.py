@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 
 from forgetkit.repair.errors import RepairError, name_list
-from forgetkit.repair.io import CheckpointReader, LoraAdapter, ShardPlan, TensorInfo, read_header
+from forgetkit.repair.io import CheckpointReader, ShardPlan, TensorInfo, read_header
+from forgetkit.repair.lora_input import LoraAdapter
 
 # Config fields that must agree for two checkpoints to be the same architecture.
 _ARCH_FIELDS = ("model_type", "architectures", "hidden_size", "num_hidden_layers",
