@@ -25,7 +25,10 @@ from forgetkit.train.unseen import base_answered_unseen
 
 @dataclass
 class EWCPenalty:
-    fisher: dict[str, torch.Tensor]
+    """1/2 sum_i F_i (theta_i - theta*_i)^2 over the anchored weights; ``fisher`` None weighs
+    every weight the same (L2-SP, ``l2_to_base.py``)."""
+
+    fisher: dict[str, torch.Tensor] | None
     anchor: dict[str, torch.Tensor]
     weight: float
     name: str = "ewc"
@@ -35,9 +38,11 @@ class EWCPenalty:
         model = ctx.trainer.accelerator.unwrap_model(ctx.model) if ctx.trainer else ctx.model
         total = torch.zeros((), device=next(model.parameters()).device)
         for name, p in model.named_parameters():
-            if name in self.fisher:
-                f = self.fisher[name].to(p.device)
-                total = total + (f * (p - self.anchor[name].to(p.device)) ** 2).sum()
+            if name in self.anchor:
+                squared = (p - self.anchor[name].to(p.device)) ** 2
+                if self.fisher is not None:
+                    squared = self.fisher[name].to(p.device) * squared
+                total = total + squared.sum()
         return 0.5 * total
 
 
