@@ -69,7 +69,8 @@ def test_method_flags_run_a_training(tmp_path, contracts_file):
 
 def _distance_to_base(out, base_state):
     model, _ = models.load(str(out))
-    return sum(float(((p - base_state[n]) ** 2).sum()) for n, p in model.named_parameters())
+    return sum(float(((p.detach() - base_state[n]) ** 2).sum())
+               for n, p in model.named_parameters())
 
 
 def test_l2_to_base_holds_the_weights_near_the_base(tmp_path, contracts_file):
