@@ -205,9 +205,9 @@ def test_distillation_moves_the_unhooked_model_to_the_hooked_one(setting, knows,
 def test_input_model_is_never_modified(setting, kif_run):
     _, before = kif_run
     assert _digest(setting["root"] / "knows") == before
-    with pytest.raises(ValueError, match="would replace the input model"):
+    with pytest.raises(ValueError, match="(is|holds) the input model"):
         unlearn(_config(setting, setting["model"], overwrite=True, method="ga", max_steps=1))
-    with pytest.raises(ValueError, match="would replace the input model"):
+    with pytest.raises(ValueError, match="(is|holds) the input model"):
         unlearn(_config(setting, setting["root"], overwrite=True, method="ga", max_steps=1))
     assert _digest(setting["root"] / "knows") == before
 

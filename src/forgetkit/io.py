@@ -6,12 +6,42 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from forgetkit.errors import OutputExistsError
+from forgetkit.errors import OutputExistsError, UserError
+
+
+class OutputOverlapsInputError(UserError):
+    """The output path is, holds, or sits inside one of the command's inputs."""
+
+
+def refuse_output_over_inputs(output: str | os.PathLike[str],
+                              inputs: Mapping[str, str | os.PathLike[str] | None]) -> None:
+    """Inputs are never written to: refuse an output that is an input, holds one (replacing it
+    would delete it) or sits inside one, whatever ``overwrite`` says.
+
+    ``inputs`` maps what each input is ("model", "data file", "config file"...) to its path;
+    None entries and paths that do not exist (hub ids, outputs still to be made) are skipped.
+    """
+    target = Path(output).expanduser().resolve()
+    for what, path in inputs.items():
+        if path is None or not Path(path).expanduser().exists():
+            continue
+        source = Path(path).expanduser().resolve()
+        if target == source:
+            how = "is"
+        elif source.is_relative_to(target):
+            how = "holds"
+        elif target.is_relative_to(source):
+            how = "sits inside"
+        else:
+            continue
+        raise OutputOverlapsInputError(
+            f"the output {output} {how} the input {what} {path}; inputs are never written to, "
+            "with or without --overwrite: choose an output outside every input")
 
 
 def refuse_existing(out: Path, overwrite: bool) -> None:

@@ -17,7 +17,7 @@ from forgetkit.eval.evaluate import eval_sets, evaluate
 from forgetkit.eval.ignorance import answers_from_evaluation, ignorance_suite
 from forgetkit.eval.judge import load_judge
 from forgetkit.eval.metrics import next_token_logprobs
-from forgetkit.io import atomic_write_json, refuse_existing
+from forgetkit.io import atomic_write_json, refuse_existing, refuse_output_over_inputs
 from forgetkit.lm import models
 
 SUITES = ("core", "ignorance", "unlearning")
@@ -33,6 +33,11 @@ def run_eval(model: str, output: Path, ft: Sequence[Path] = (), unseen: Sequence
     """``core``: the metrics of each set's role. ``ignorance`` adds judged IDK, IAS, IA
     reduction and activation drift against ``base`` (SEAT paper, sections 3 and 6).
     ``unlearning``: see ``run_unlearning_eval``."""
+    inputs = {"model": model, "reference": reference, "base": base, "original": original,
+              "retain model": retain_model, "forget set": forget, "retain set": retain}
+    inputs.update({f"question file {p}": p for p in (*ft, *unseen, *known)})
+    for written in (Path(output), Path(output).with_suffix(".md")):
+        refuse_output_over_inputs(written, inputs)
     if suite not in SUITES:
         raise UserError(f"unknown suite '{suite}'; choose one of {list(SUITES)}")
     if suite == "unlearning":

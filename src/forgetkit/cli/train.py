@@ -18,6 +18,7 @@ import typer
 
 from forgetkit.cli.flags import Flag, flags_of_model, merge, with_flags
 from forgetkit.config import RoutedConfig
+from forgetkit.io import refuse_output_over_inputs
 
 RUN_PANEL = "Run options"
 METHOD_PANEL = "Method options"
@@ -48,8 +49,11 @@ def _command(config_class: type[RoutedConfig], run: Callable[[Any], Path], doc: 
     def body(fixed: dict[str, Any], given: dict[str, Any]) -> None:
         if fixed["no_progress"]:
             given["progress"] = False
+        config = load(fixed["config"], **given)
+        if config.output is not None:
+            refuse_output_over_inputs(config.output, {"config file": fixed["config"]})
         with _show_warnings():
-            out = run(load(fixed["config"], **given))
+            out = run(config)
         typer.echo(f"saved {out}")
 
     command = with_flags(_config_file, flags, body)

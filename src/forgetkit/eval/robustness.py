@@ -6,7 +6,7 @@
   standard deviation of accuracy across templates;
 * harmful fine-tuning (Table 4): attack success rate, the share of requests a model does not
   refuse (refusal keyword matching, ``lm.refusals.is_refusal``), before and after a few attack
-  steps (the attack itself is a training run, see ``testbed/lfu_demo.py``);
+  steps (the attack itself is a training run, see ``studies/lfu.py``);
 * representation stability (Figure 6): per-layer cosine similarity between the hidden states
   of clean inputs and of inputs whose embeddings carry Gaussian noise of NEFTune's strength.
 """

@@ -23,7 +23,12 @@ from typing import Any
 
 import torch
 
-from forgetkit.io import atomic_output_dir, atomic_write_json
+from forgetkit.io import (
+    OutputOverlapsInputError,
+    atomic_output_dir,
+    atomic_write_json,
+    refuse_output_over_inputs,
+)
 from forgetkit.repair.errors import RepairError
 from forgetkit.repair.io import (
     SIDE_FILE_PATTERNS,
@@ -295,12 +300,10 @@ def pick_device(device: str) -> torch.device:
 
 
 def _check_output(out: Path, inputs: list[Path], overwrite: bool) -> None:
-    target = out.resolve()
-    for folder in inputs:
-        source = folder.resolve()
-        if target == source or source.is_relative_to(target) or target.is_relative_to(source):
-            raise RepairError(f"--output {out} overlaps the input {folder}; inputs are never "
-                              "written to, choose a folder outside them")
+    try:
+        refuse_output_over_inputs(out, {f"checkpoint {i + 1}": f for i, f in enumerate(inputs)})
+    except OutputOverlapsInputError as err:
+        raise RepairError(str(err)) from None
     if out.exists() and not overwrite:
         raise RepairError(f"{out}: output already exists; pass --overwrite (overwrite=True) to "
                           "replace it")

@@ -18,7 +18,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from forgetkit.data.records import read_qa
 from forgetkit.errors import MissingInputError, UserError
-from forgetkit.io import atomic_output_dir, refuse_existing
+from forgetkit.io import atomic_output_dir, refuse_existing, refuse_output_over_inputs
 from forgetkit.lm import models
 from forgetkit.lm.tokenize import QACollator, encode_records
 from forgetkit.train.config import TrainConfig
@@ -43,6 +43,14 @@ class ListDataset(Dataset):
 def work_dir(output: Path) -> Path:
     """Where resumable Trainer checkpoints of a run live until its output is complete."""
     return output.with_name(f".{output.name}.checkpoints")
+
+
+def run_inputs(config: TrainConfig) -> dict[str, Any]:
+    """Every path a run reads: none may be, hold or contain its output."""
+    options = config.flat()
+    return {"model": config.model, "data file": config.data,
+            "retain set": options.get("retain"), "KL cache": options.get("kl_cache"),
+            "KIF signatures": options.get("kif_signatures")}
 
 
 def training_arguments(config: TrainConfig, lr: float, out_dir: Path) -> TrainingArguments:
@@ -112,6 +120,7 @@ def train(config: TrainConfig, extra_terms: list | None = None,
     if config.data is None or config.output is None:
         raise UserError("train needs both 'data' and 'output' (--data FILE --output DIR)")
     output = Path(config.output)
+    refuse_output_over_inputs(output, run_inputs(config))
     if not config.resume:
         refuse_existing(output, config.overwrite)
     method = method or get_method(config.method)

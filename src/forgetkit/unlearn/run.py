@@ -13,26 +13,14 @@ from pathlib import Path
 
 from forgetkit.data.records import read_qa
 from forgetkit.errors import UserError
-from forgetkit.lm import models
-from forgetkit.train.run import train
+from forgetkit.io import refuse_output_over_inputs
+from forgetkit.train.run import run_inputs, train
 from forgetkit.unlearn.config import UnlearnConfig
 from forgetkit.unlearn.kif import pending_signatures
 from forgetkit.unlearn.methods import get_unlearning, train_method
 from forgetkit.unlearn.setting import check_sets
 
 SIGNATURES_FILE = "kif_signatures.safetensors"
-
-
-def _refuse_input_as_output(model: str, output: Path) -> None:
-    """The output may not be, or contain, the input model's folder (--overwrite would delete it)."""
-    spec = models.resolve(model)
-    if spec.kind not in ("folder", "gguf"):
-        return
-    source = Path(spec.location).resolve()
-    target = output.resolve()
-    if source == target or target in source.parents:
-        raise UserError(f"--output {output} would replace the input model {model}; write the "
-                         "unlearned model to another folder")
 
 
 def unlearn(config: UnlearnConfig, callbacks: list | None = None) -> Path:
@@ -45,7 +33,7 @@ def unlearn(config: UnlearnConfig, callbacks: list | None = None) -> Path:
     if config.forget is None or config.retain is None or config.output is None:
         raise UserError("unlearn needs --forget FILE, --retain FILE and --output DIR")
     output = Path(config.output)
-    _refuse_input_as_output(config.model, output)
+    refuse_output_over_inputs(output, run_inputs(config))
     check_sets(read_qa(config.forget), read_qa(config.retain),
                f"forget set {config.forget}", f"retain set {config.retain}")
     method = get_unlearning(config.method)
