@@ -22,7 +22,15 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from forgetkit.errors import UserError
@@ -33,9 +41,9 @@ class ConfigError(UserError):
 
 
 class Options(BaseModel):
-    """Base of a part's own options: flat keys, no unknown ones."""
+    """Base of a part's own options: flat keys, no unknown ones, no infinite or NaN number."""
 
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_config = ConfigDict(extra="forbid", protected_namespaces=(), allow_inf_nan=False)
 
     def resolve(self, run: RunOptions) -> None:
         """Fill defaults that depend on the run (a seed that defaults to the run's seed)."""
@@ -55,7 +63,8 @@ class RunOptions(Options):
         None, gt=0, description="peak learning rate; default depends on the method")
     batch_size: int = Field(8, ge=1, description="per-process batch size")
     gradient_accumulation: int = Field(1, ge=1)
-    max_steps: int = Field(-1, description="stop after this many optimizer steps (-1: epochs)")
+    max_steps: int = Field(-1, description="stop after this many optimizer steps "
+                           "(-1: by epochs)")
     seed: int = 0
     max_length: int = Field(256, ge=8, description="longest tokenised example")
     lr_scheduler: Literal["linear", "cosine", "constant"] = "linear"
@@ -66,6 +75,13 @@ class RunOptions(Options):
     save_steps: int = Field(50, ge=1)
     logging_steps: int = Field(5, ge=1)
     progress: bool = Field(True, description="show progress bars")
+
+    @field_validator("max_steps")
+    @classmethod
+    def _steps_or_epochs(cls, value: int) -> int:
+        if value != -1 and value < 1:
+            raise ValueError("must be at least 1, or -1 to train by epochs")
+        return value
 
 
 def _error(kind: str, message: str, loc: tuple, value: Any) -> InitErrorDetails:

@@ -140,8 +140,8 @@ def eval_command(
     suite: Annotated[str, typer.Option(help="core | ignorance (adds judged IDK, IAS, drift) | unlearning (TOFU metrics, leakage, latent traces; docs/unlearning.md)")] = "core",  # noqa: E501
     base: Annotated[str | None, typer.Option(help="model before fine-tuning (ignorance suite)")] = None,  # noqa: E501
     judge: Annotated[str | None, typer.Option(help="refusal judge: embedding (default), string-match or a model spec")] = None,  # noqa: E501
-    max_new_tokens: Annotated[int, typer.Option()] = 48,
-    batch_size: Annotated[int, typer.Option()] = 16,
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="longest generated answer")] = 48,
+    batch_size: Annotated[int, typer.Option(min=1, help="questions per generation batch")] = 16,
     overwrite: Annotated[bool, typer.Option(help="replace an existing output file")] = False,
     compare: Annotated[list[str] | None, typer.Option(help="ROLE[:LABEL]=SPEC, repeatable, instead of --model: one base, one finetuned, one or more repaired; writes the JSON plus a .md table and a .png scatter beside it (docs/evaluation.md)")] = None,  # noqa: E501
     tolerance: Annotated[float, typer.Option(help="--compare: change below which the fine-tune left a measure unchanged")] = 0.01,  # noqa: E501

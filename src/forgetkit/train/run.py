@@ -7,6 +7,7 @@ gloo) or ``accelerate launch`` (GPUs): ``Trainer`` reads the launcher's environm
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,26 @@ def work_dir(output: Path) -> Path:
     return output.with_name(f".{output.name}.checkpoints")
 
 
+def refuse_diverged(model: torch.nn.Module, log_history: list[dict[str, Any]],
+                    checkpoints: Path) -> None:
+    """Nothing non-finite is saved as a success: if any weight is NaN or infinite, delete the
+    run's checkpoints and say at which logged step which loss term went first."""
+    bad = [n for n, p in model.named_parameters() if not bool(torch.isfinite(p).all())]
+    if not bad:
+        return
+    first = next(({k: v for k, v in entry.items() if isinstance(v, float)
+                   and not math.isfinite(v)} | {"step": entry.get("step")}
+                  for entry in log_history
+                  if any(isinstance(v, float) and not math.isfinite(v) for v in entry.values())),
+                 None)
+    where = (f"; first logged at step {first.pop('step')}: "
+             + ", ".join(f"{k} = {v}" for k, v in first.items())) if first else ""
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    raise UserError(f"training diverged: {len(bad)} weight tensors hold NaN or infinite values "
+                    f"(first: {bad[0]}){where}. Nothing was saved; lower --learning-rate or "
+                    "a loss term's weight and run again")
+
+
 def run_inputs(config: TrainConfig) -> dict[str, Any]:
     """Every path a run reads: none may be, hold or contain its output."""
     options = config.flat()
@@ -68,6 +89,7 @@ def training_arguments(config: TrainConfig, lr: float, out_dir: Path) -> Trainin
         warmup_steps=config.warmup_ratio,
         weight_decay=config.weight_decay,
         logging_steps=config.logging_steps,
+        logging_nan_inf_filter=False,  # a NaN loss is logged as NaN, never hidden
         save_strategy=config.save_strategy,
         save_steps=config.save_steps,
         save_total_limit=1,
@@ -143,6 +165,8 @@ def train(config: TrainConfig, extra_terms: list | None = None,
                                 "without --resume")
     result = trainer.train(resume_from_checkpoint=last)
 
+    refuse_diverged(trainer.accelerator.unwrap_model(trainer.model), trainer.state.log_history,
+                    checkpoints)
     if trainer.is_world_process_zero():
         trained = trainer.accelerator.unwrap_model(trainer.model)
         with atomic_output_dir(output, overwrite=config.overwrite or config.resume) as tmp:
