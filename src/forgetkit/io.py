@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import glob
 import json
 import os
 import shutil
+import socket
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -50,24 +53,75 @@ def refuse_existing(out: Path, overwrite: bool) -> None:
                               "(overwrite=True) to replace it")
 
 
+OWNER_FILE = ".forgetkit-owner"  # in a temporary output folder: "<host> <pid>" of its writer
+UNMARKED_STALE_AFTER_S = 24 * 3600  # a temporary folder without an owner, untouched this long
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _writer_alive(tmp: Path) -> bool:
+    """Whether the run that made temporary folder ``tmp`` may still be writing it."""
+    try:
+        host, pid = (tmp / OWNER_FILE).read_text().split()
+    except (OSError, ValueError):
+        age = time.time() - tmp.stat().st_mtime
+        return age < UNMARKED_STALE_AFTER_S
+    if host != socket.gethostname():
+        return True  # another machine's run on a shared disk: not ours to judge
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True
+    return True
+
+
+def remove_stale_temporaries(out: Path) -> list[Path]:
+    """Clean up what killed runs left beside ``out``: their temporary folders (never a live
+    run's), and the ``.old`` copy of an interrupted replacement (put back if ``out`` is gone,
+    deleted otherwise)."""
+    removed = []
+    for tmp in out.parent.glob(f".{glob.escape(out.name)}.*.tmp"):
+        if tmp.is_dir() and not _writer_alive(tmp):
+            _remove(tmp)
+            removed.append(tmp)
+    old = out.with_name(f".{out.name}.old")
+    if old.exists() and not out.exists():
+        old.rename(out)  # killed between the two renames of a replacement: the old output is back
+    elif old.exists() or old.is_symlink():
+        _remove(old)
+        removed.append(old)
+    return removed
+
+
 @contextmanager
 def atomic_output_dir(out: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling folder to fill; it replaces ``out`` only if the block succeeds.
 
-    On any error the temporary folder is removed and ``out`` is left as it was.
+    On any error the temporary folder is removed and ``out`` is left as it was. Temporaries
+    of earlier runs of the same output that were killed are cleaned up first.
     """
     out = Path(out)
+    remove_stale_temporaries(out)
     refuse_existing(out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
     try:
+        (tmp / OWNER_FILE).write_text(f"{socket.gethostname()} {os.getpid()}\n")
         yield tmp
+        (tmp / OWNER_FILE).unlink(missing_ok=True)
         if out.exists():
             old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
+            _remove(old)
             out.rename(old)
             tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
+            _remove(old)
         else:
             tmp.rename(out)
     except BaseException:
