@@ -63,3 +63,31 @@ def test_write_then_read_round_trips(tmp_path):
     path = write_qa(recs, tmp_path / "sub" / "out.jsonl")
     assert read_qa(path) == recs
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no temp left
+
+
+def test_json_lines_or_array_is_decided_by_content_not_name(tmp_path):
+    lines = tmp_path / "lines.json"  # JSON Lines under a .json name
+    lines.write_text('{"question": "Q1?", "answer": "A1"}\n{"question": "Q2?", "answer": "A2"}\n')
+    assert [r.question for r in read_qa(lines)] == ["Q1?", "Q2?"]
+    array = tmp_path / "array.jsonl"  # a JSON array under a .jsonl name
+    array.write_text('[{"question": "Q1?", "answer": "A1"},\n {"question": "Q2?", "answer": "A2"}]')
+    assert [r.answer for r in read_qa(array)] == ["A1", "A2"]
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('[{"question": "Q1?", "answer": "A1"},\n {"question": "Q2?" "answer"}]')
+    with pytest.raises(DataError, match=r"broken\.jsonl:2: not valid JSON .*one JSON array"):
+        read_qa(broken)
+
+
+def test_non_utf8_data_names_the_line(tmp_path):
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(b'{"question": "Q?", "answer": "A"}\n'
+                     b'{"question": "Caf\xe9?", "answer": "A"}\n')
+    with pytest.raises(DataError, match=r"latin1\.jsonl:2: not UTF-8 text .*save the file as"):
+        read_qa(path)
+
+
+def test_meta_must_be_an_object(tmp_path):
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"question": "Q?", "answer": "A", "meta": ["not", "an", "object"]}\n')
+    with pytest.raises(DataError, match=r"m\.jsonl:1: 'meta' must be a JSON object"):
+        read_qa(path)

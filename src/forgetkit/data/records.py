@@ -67,23 +67,52 @@ def _record_from_obj(obj: Any, where: str) -> QARecord:
                             f"got {edge!r}")
     if subject is not None and (not isinstance(subject, str) or not subject.strip()):
         raise DataError(f"{where}: 'subject' must be a non-empty string, got {subject!r}")
-    meta = dict(obj.get("meta") or {})
+    meta = obj.get("meta")
+    if meta is not None and not isinstance(meta, dict):
+        raise DataError(f"{where}: 'meta' must be a JSON object of extra fields, got "
+                        f"{type(meta).__name__} {meta!r:.60}")
+    meta = dict(meta or {})
     if "edge" in obj:
         meta.setdefault("edge", obj["edge"])
     return QARecord(question=question.strip(), answer=answer.strip(), subject=subject, meta=meta)
 
 
-def read_qa(path: str | os.PathLike[str]) -> list[QARecord]:
-    """Read QA records from a ``.jsonl`` or ``.json`` file.
+def _read_text(path: Path) -> str:
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        raise DataError(f"{path}:{line}: not UTF-8 text (byte {raw[err.start]:#04x} at offset "
+                        f"{err.start}); save the file as UTF-8") from None
 
-    Raises ``DataError`` naming the file and line for malformed input, and for an empty file.
+
+def read_qa(path: str | os.PathLike[str]) -> list[QARecord]:
+    """Read QA records from a JSON array (or ``{"data": [...]}``) or a JSON Lines file.
+
+    Which of the two a file holds is decided by its content, not its name. Raises
+    ``DataError`` naming the file and line for malformed input, and for an empty file.
     """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such data file")
-    text = path.read_text(encoding="utf-8")
+    text = _read_text(path)
     records: list[QARecord] = []
-    if path.suffix == ".jsonl":
+    whole = None
+    if text.lstrip().startswith("["):  # a JSON array: errors are the array's
+        try:
+            whole = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}:{err.lineno}: not valid JSON ({err.msg}); the file starts "
+                            "with '[', so it is read as one JSON array") from None
+    elif text.lstrip().startswith("{"):
+        try:
+            whole = json.loads(text)
+        except json.JSONDecodeError:
+            whole = None  # several objects: JSON Lines
+        if isinstance(whole, dict) and not isinstance(whole.get("data"), list):
+            whole = None  # one record on its own: read as a line
+    if whole is None:
         for lineno, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
@@ -91,18 +120,15 @@ def read_qa(path: str | os.PathLike[str]) -> list[QARecord]:
                 obj = json.loads(line)
             except json.JSONDecodeError as err:
                 raise DataError(f"{path}:{lineno}: not valid JSON ({err.msg} at column "
-                                f"{err.colno})") from None
+                                f"{err.colno}); JSON Lines files hold one object per line, "
+                                "JSON files one array of objects") from None
             records.append(_record_from_obj(obj, f"{path}:{lineno}"))
     else:
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
-        if isinstance(obj, dict) and isinstance(obj.get("data"), list):
-            obj = obj["data"]
-        if not isinstance(obj, list):
+        if isinstance(whole, dict):
+            whole = whole["data"]
+        if not isinstance(whole, list):
             raise DataError(f"{path}: expected a JSON list of records (or {{'data': [...]}})")
-        for i, item in enumerate(obj):
+        for i, item in enumerate(whole):
             records.append(_record_from_obj(item, f"{path}: item {i}"))
     if not records:
         raise DataError(f"{path}: the dataset is empty; it needs at least one record")
