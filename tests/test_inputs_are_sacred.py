@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from forgetkit.cli import app
 from forgetkit.data.records import write_qa
 from forgetkit.data.synth import synth
-from forgetkit.io import OutputOverlapsInputError, refuse_output_over_inputs
+from forgetkit.io import OutputOverlapsInputError, check_output
 from forgetkit.lm import models
 
 runner = CliRunner()
@@ -84,6 +84,15 @@ def test_the_guard_names_what_it_found(tmp_path):
     model = tmp_path / "m"
     model.mkdir()
     with pytest.raises(OutputOverlapsInputError, match="sits inside the input model"):
-        refuse_output_over_inputs(model / "out", {"model": model})
-    refuse_output_over_inputs(tmp_path / "elsewhere", {"model": model, "data": None,
+        check_output(model / "out", {"model": model})
+    check_output(tmp_path / "elsewhere", {"model": model, "data": None,
                                                        "hub": "org/name"})
+
+
+def test_an_output_that_cannot_be_written_is_refused_before_any_work(tmp_path, files):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    res = runner.invoke(app, ["train", "--model", models.TINY, "--data", str(files["data"]),
+                              "--output", str(blocker / "model"), "--max-steps", "1"])
+    assert res.exit_code == 2 and "is a file, not a folder" in res.output
+    assert blocker.read_text() == "not a folder"

@@ -21,14 +21,24 @@ class OutputOverlapsInputError(UserError):
     """The output path is, holds, or sits inside one of the command's inputs."""
 
 
-def refuse_output_over_inputs(output: str | os.PathLike[str],
-                              inputs: Mapping[str, str | os.PathLike[str] | None]) -> None:
-    """Inputs are never written to: refuse an output that is an input, holds one (replacing it
-    would delete it) or sits inside one, whatever ``overwrite`` says.
+def check_output(output: str | os.PathLike[str],
+                 inputs: Mapping[str, str | os.PathLike[str] | None]) -> None:
+    """Before any long work: the output can be written where it is asked for, and inputs are
+    never written to, so it may not be an input, hold one (replacing it would delete it) or
+    sit inside one, whatever ``overwrite`` says.
 
     ``inputs`` maps what each input is ("model", "data file", "config file"...) to its path;
     None entries and paths that do not exist (hub ids, outputs still to be made) are skipped.
     """
+    folder = Path(output).expanduser().absolute().parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UserError(f"the output {output} cannot be written: {folder} is a file, not a "
+                        "folder; choose another output path")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"the output {output} cannot be written: no permission to create "
+                        f"files in {folder}; choose a folder you can write to")
     target = Path(output).expanduser().resolve()
     for what, path in inputs.items():
         if path is None or not Path(path).expanduser().exists():

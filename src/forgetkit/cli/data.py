@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from forgetkit.errors import OutputExistsError
+from forgetkit.io import check_output
 
 app = typer.Typer(help="Make and inspect QA datasets.", no_args_is_help=True)
 
@@ -24,6 +25,7 @@ def synth_command(
     from forgetkit.data.records import write_qa
     from forgetkit.data.synth import synth
 
+    check_output(output, {})
     if output.exists() and not overwrite:
         raise OutputExistsError(f"{output}: exists; pass --overwrite to replace it")
     records = synth(kind, n, seed)
@@ -44,6 +46,7 @@ def unlearning_data_command(
     retain sets, plus all of them (to fine-tune the model that knows them)."""
     from forgetkit.unlearn.setting import build_setting, write_setting
 
+    check_output(output, {})
     setting = build_setting(authors, forget, seed)
     write_setting(setting, output, overwrite)
     typer.echo(f"wrote {output}: forget {len(setting.forget_subjects)} author(s) "

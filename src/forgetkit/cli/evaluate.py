@@ -17,7 +17,7 @@ from forgetkit.eval.evaluate import eval_sets, evaluate
 from forgetkit.eval.ignorance import answers_from_evaluation, ignorance_suite
 from forgetkit.eval.judge import load_judge
 from forgetkit.eval.metrics import next_token_logprobs
-from forgetkit.io import atomic_write_json, refuse_existing, refuse_output_over_inputs
+from forgetkit.io import atomic_write_json, check_output, refuse_existing
 from forgetkit.lm import models
 
 SUITES = ("core", "ignorance", "unlearning")
@@ -37,7 +37,7 @@ def run_eval(model: str, output: Path, ft: Sequence[Path] = (), unseen: Sequence
               "retain model": retain_model, "forget set": forget, "retain set": retain}
     inputs.update({f"question file {p}": p for p in (*ft, *unseen, *known)})
     for written in (Path(output), Path(output).with_suffix(".md")):
-        refuse_output_over_inputs(written, inputs)
+        check_output(written, inputs)
     if suite not in SUITES:
         raise UserError(f"unknown suite '{suite}'; choose one of {list(SUITES)}")
     if suite == "unlearning":

@@ -18,7 +18,7 @@ import typer
 
 from forgetkit.cli.flags import Flag, flags_of_model, merge, with_flags
 from forgetkit.config import RoutedConfig
-from forgetkit.io import refuse_output_over_inputs
+from forgetkit.io import check_output
 
 RUN_PANEL = "Run options"
 METHOD_PANEL = "Method options"
@@ -51,7 +51,7 @@ def _command(config_class: type[RoutedConfig], run: Callable[[Any], Path], doc: 
             given["progress"] = False
         config = load(fixed["config"], **given)
         if config.output is not None:
-            refuse_output_over_inputs(config.output, {"config file": fixed["config"]})
+            check_output(config.output, {"config file": fixed["config"]})
         with _show_warnings():
             out = run(config)
         typer.echo(f"saved {out}")

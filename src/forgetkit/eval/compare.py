@@ -36,7 +36,7 @@ from forgetkit.eval.evaluate import EvalSet, eval_sets, evaluate
 from forgetkit.eval.judge import RefusalJudge, load_judge
 from forgetkit.eval.metrics import next_token_logprobs
 from forgetkit.eval.registry import held_out_metrics, lower_is_better
-from forgetkit.io import atomic_write_json, refuse_existing, refuse_output_over_inputs
+from forgetkit.io import atomic_write_json, check_output, refuse_existing
 from forgetkit.lm import models
 from forgetkit.repair.apply import SUMMARY_FILE
 from forgetkit.repair.scores import repair_scores
@@ -240,7 +240,7 @@ def run_compare(compare: Sequence[str], output: Path, ft: Sequence[Path] = (),
     inputs = {f"model {e.label}": e.spec for e in entries}
     inputs.update({f"question file {p}": p for p in (*ft, *unseen, *known)})
     for path in report_files(output):
-        refuse_output_over_inputs(path, inputs)
+        check_output(path, inputs)
         refuse_existing(path, overwrite)
     if not ft:
         raise UserError("--compare needs at least one --ft set: its FT score is the target")

@@ -27,7 +27,7 @@ from forgetkit.io import (
     OutputOverlapsInputError,
     atomic_output_dir,
     atomic_write_json,
-    refuse_output_over_inputs,
+    check_output,
 )
 from forgetkit.repair.errors import RepairError
 from forgetkit.repair.io import (
@@ -301,7 +301,7 @@ def pick_device(device: str) -> torch.device:
 
 def _check_output(out: Path, inputs: list[Path], overwrite: bool) -> None:
     try:
-        refuse_output_over_inputs(out, {f"checkpoint {i + 1}": f for i, f in enumerate(inputs)})
+        check_output(out, {f"checkpoint {i + 1}": f for i, f in enumerate(inputs)})
     except OutputOverlapsInputError as err:
         raise RepairError(str(err)) from None
     if out.exists() and not overwrite:

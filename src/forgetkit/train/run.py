@@ -19,7 +19,7 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from forgetkit.data.records import read_qa
 from forgetkit.errors import MissingInputError, UserError
-from forgetkit.io import atomic_output_dir, refuse_existing, refuse_output_over_inputs
+from forgetkit.io import atomic_output_dir, check_output, refuse_existing
 from forgetkit.lm import models
 from forgetkit.lm.tokenize import QACollator, encode_records
 from forgetkit.train.config import TrainConfig
@@ -142,7 +142,7 @@ def train(config: TrainConfig, extra_terms: list | None = None,
     if config.data is None or config.output is None:
         raise UserError("train needs both 'data' and 'output' (--data FILE --output DIR)")
     output = Path(config.output)
-    refuse_output_over_inputs(output, run_inputs(config))
+    check_output(output, run_inputs(config))
     if not config.resume:
         refuse_existing(output, config.overwrite)
     method = method or get_method(config.method)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from forgetkit.data.records import read_qa
 from forgetkit.errors import UserError
-from forgetkit.io import refuse_output_over_inputs
+from forgetkit.io import check_output
 from forgetkit.train.run import run_inputs, train
 from forgetkit.unlearn.config import UnlearnConfig
 from forgetkit.unlearn.kif import pending_signatures
@@ -33,7 +33,7 @@ def unlearn(config: UnlearnConfig, callbacks: list | None = None) -> Path:
     if config.forget is None or config.retain is None or config.output is None:
         raise UserError("unlearn needs --forget FILE, --retain FILE and --output DIR")
     output = Path(config.output)
-    refuse_output_over_inputs(output, run_inputs(config))
+    check_output(output, run_inputs(config))
     check_sets(read_qa(config.forget), read_qa(config.retain),
                f"forget set {config.forget}", f"retain set {config.retain}")
     method = get_unlearning(config.method)
