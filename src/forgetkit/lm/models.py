@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 import os
 import re
 import socket
@@ -264,6 +265,38 @@ def load_tokenizer(spec: str) -> PreTrainedTokenizerBase:
     return _finish_tokenizer(_load_hub(where.location, torch.float32)[1])
 
 
+_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
+
+
+def check_weight_files(folder: Path) -> None:
+    """Refuse, before loading, a model folder whose weights are pickles (loading one can run
+    code) or whose safetensors files are cut short (a full disk, a broken copy)."""
+    tensors = sorted(folder.glob("*.safetensors"))
+    if not tensors:
+        pickles = [p.name for p in folder.iterdir() if p.suffix in _PICKLE_SUFFIXES]
+        what = f"only pickle weights ({', '.join(pickles[:3])})" if pickles else "no weights"
+        raise ModelLoadError(f"{folder}: {what}; forgetkit loads safetensors only, since a "
+                             "pickle can run code when loaded. Convert it where you trust it: "
+                             "AutoModelForCausalLM.from_pretrained(folder).save_pretrained("
+                             "new_folder, safe_serialization=True)")
+    for path in tensors:
+        size = path.stat().st_size
+        try:
+            with path.open("rb") as fh:
+                header_len = int.from_bytes(fh.read(8), "little")
+                if header_len <= 0 or 8 + header_len > size:
+                    raise ValueError("its header runs past the end of the file")
+                header = json.loads(fh.read(header_len))
+            ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
+            if 8 + header_len + max(ends, default=0) > size:
+                raise ValueError(f"it holds {size} bytes but its tensors need "
+                                 f"{8 + header_len + max(ends)}")
+        except (ValueError, KeyError, TypeError, IndexError) as err:
+            raise ModelLoadError(f"{path}: not a complete safetensors file ({err}); it may "
+                                 "have been cut short by a full disk or a broken copy: "
+                                 "save or copy the model again") from None
+
+
 def load(spec: str, dtype: torch.dtype = torch.float32,
          seed: int = 0) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load ``(model, tokenizer)`` for any spec; the model is in eval mode on the CPU.
@@ -284,12 +317,13 @@ def load(spec: str, dtype: torch.dtype = torch.float32,
         model = model.to(dtype)
         tok = _finish_tokenizer(tok)
     elif where.kind == "folder":
+        check_weight_files(Path(where.location))
         try:
             model = AutoModelForCausalLM.from_pretrained(where.location, dtype=dtype)
             tok = _finish_tokenizer(AutoTokenizer.from_pretrained(where.location))
-        except (OSError, ValueError) as err:
-            raise ModelLoadError(f"{where.location}: could not load the saved model: {err}") \
-                from err
+        except Exception as err:  # noqa: BLE001 - any failure here is the folder's content
+            raise ModelLoadError(f"{where.location}: could not load the saved model: "
+                                 f"{type(err).__name__}: {err}") from err
     else:
         model, tok = _load_hub(where.location, dtype)
         tok = _finish_tokenizer(tok)

@@ -1,0 +1,48 @@
+"""A model folder that cannot be loaded safely is refused with what is wrong and what to do,
+never a traceback: pickle weights, safetensors cut short."""
+
+import pytest
+from typer.testing import CliRunner
+
+from forgetkit.cli import app
+from forgetkit.data.records import write_qa
+from forgetkit.data.synth import synth
+from forgetkit.lm import models
+from forgetkit.lm.models import ModelLoadError
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("m") / "model"
+    model, tok = models.load(models.TINY)
+    models.save(model, tok, folder)
+    return folder
+
+
+def _copy(saved, tmp_path):
+    import shutil
+
+    return shutil.copytree(saved, tmp_path / "copy")
+
+
+def test_truncated_safetensors_is_refused_before_loading(saved, tmp_path):
+    folder = _copy(saved, tmp_path)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(ModelLoadError, match=r"model\.safetensors: not a complete safetensors "
+                       r"file .*cut short"):
+        models.load(str(folder))
+    data = write_qa(synth("known", 4, seed=0), tmp_path / "k.jsonl")
+    res = runner.invoke(app, ["eval", "--model", str(folder), "--known", str(data),
+                              "--output", str(tmp_path / "r.json")])
+    assert res.exit_code == 2 and "not a complete safetensors file" in res.output
+
+
+def test_pickle_weights_are_refused_with_the_way_to_convert(saved, tmp_path):
+    folder = _copy(saved, tmp_path)
+    (folder / "model.safetensors").rename(folder / "pytorch_model.bin")
+    with pytest.raises(ModelLoadError, match=r"only pickle weights \(pytorch_model\.bin\); "
+                       r"forgetkit loads safetensors only.*save_pretrained"):
+        models.load(str(folder))
