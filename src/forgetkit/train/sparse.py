@@ -263,6 +263,25 @@ def _use_sparse_linear(module: nn.Module, attr: str) -> None:
         module.forward = types.MethodType(_sparse_linear_forward, module)
 
 
+def unique_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict with each shared tensor once, under its first name.
+
+    Tied weights under a sparse parametrisation (input and output embeddings) share their
+    trainable values, frozen base and index under two names each, which safetensors refuses
+    to save. Loading the checkpoint back into the same sparse model fills both users, since
+    they hold the same tensors.
+    """
+    seen: set[tuple[int, int, tuple[int, ...]]] = set()
+    out: dict[str, torch.Tensor] = {}
+    for name, tensor in model.state_dict().items():
+        key = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape))
+        if key in seen:
+            continue
+        seen.add(key)
+        out[name] = tensor
+    return out
+
+
 def unsparsify(model: nn.Module) -> nn.Module:
     """Replace every sparse parametrisation by its plain current weight (in place)."""
     tied: dict[int, nn.Parameter] = {}

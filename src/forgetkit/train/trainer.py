@@ -15,10 +15,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch.nn.utils import parametrize
 from transformers import Trainer
 
 from forgetkit.errors import UserError
 from forgetkit.train.losses import LossContext, LossTerm
+from forgetkit.train.sparse import unique_state_dict
 
 # Batch keys the model itself takes; every other key is an extra input for a loss term.
 _MODEL_KEYS = ("input_ids", "attention_mask")
@@ -67,6 +69,13 @@ class ForgetTrainer(Trainer):
         self.loss_terms = list(loss_terms)
         self._term_sums: dict[str, float] = defaultdict(float)
         self._term_count = 0
+
+    def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
+        # A sparse model's tied weights share tensors under two names; save each once.
+        model = self.accelerator.unwrap_model(self.model)
+        if state_dict is None and any(parametrize.is_parametrized(m) for m in model.modules()):
+            state_dict = unique_state_dict(model)
+        super()._save(output_dir, state_dict)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         inputs = dict(inputs)
