@@ -457,3 +457,11 @@ def test_safetensors_written_by_repair_open_with_safe_open(tmp_path):
     with safe_open(tmp_path / "out" / "model.safetensors", framework="pt") as fh:
         assert fh.metadata() == {"format": "pt"}
         assert set(fh.keys()) == {"proj.weight", "same.weight", "norm.weight", "small.weight"}
+
+
+def test_a_finetune_without_config_is_refused_before_anything_is_written(tmp_path):
+    base, ft, _ = planted_pair(tmp_path)
+    (ft / "config.json").unlink()
+    with pytest.raises(RepairError, match="no config.json beside the weights"):
+        repair(base, ft, tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -275,6 +275,10 @@ def open_pair(base_dir: Path, ft_dir: Path) -> CheckpointPair | AdapterPair:
     base = CheckpointReader(base_dir)
     if is_adapter_folder(ft_dir):
         return AdapterPair(base, LoraAdapter(ft_dir))
+    if not (ft_dir / "config.json").is_file():
+        raise RepairError(f"{ft_dir}: no config.json beside the weights; the repaired model "
+                          "takes the fine-tune's config so that it reloads. Save the fine-tune "
+                          "with save_pretrained, or copy its config.json into the folder")
     return CheckpointPair(base, CheckpointReader(ft_dir))
 
 
