@@ -219,7 +219,8 @@ def cache_fingerprint(ctx: RunContext) -> str:
 
 def add_perturbed_copies(ctx: RunContext) -> None:
     """Attach the tokenised perturbed copy of each example (``perturbed_*`` features)."""
-    perturbed = entity_perturb(ctx.records, seed=ctx.config.perturb_seed)
+    seed = ctx.config.options(KLOptions).perturb_seed  # None when the method has no KL term
+    perturbed = entity_perturb(ctx.records, seed=ctx.config.seed if seed is None else seed)
     encoded = encode_records(ctx.tokenizer, perturbed, ctx.config.max_length)
     for example, enc in zip(ctx.examples, encoded, strict=True):
         example[PREFIX + "input_ids"] = enc["input_ids"]
