@@ -275,11 +275,12 @@ def open_pair(base_dir: Path, ft_dir: Path) -> CheckpointPair | AdapterPair:
     base = CheckpointReader(base_dir)
     if is_adapter_folder(ft_dir):
         return AdapterPair(base, LoraAdapter(ft_dir))
+    finetuned = CheckpointReader(ft_dir)  # says first what is wrong with the weights
     if not (ft_dir / "config.json").is_file():
         raise RepairError(f"{ft_dir}: no config.json beside the weights; the repaired model "
                           "takes the fine-tune's config so that it reloads. Save the fine-tune "
                           "with save_pretrained, or copy its config.json into the folder")
-    return CheckpointPair(base, CheckpointReader(ft_dir))
+    return CheckpointPair(base, finetuned)
 
 
 def pick_device(device: str) -> torch.device:
