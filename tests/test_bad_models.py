@@ -46,3 +46,33 @@ def test_pickle_weights_are_refused_with_the_way_to_convert(saved, tmp_path):
     with pytest.raises(ModelLoadError, match=r"only pickle weights \(pytorch_model\.bin\); "
                        r"forgetkit loads safetensors only.*save_pretrained"):
         models.load(str(folder))
+
+
+def test_a_missing_path_that_looks_local_is_not_taken_for_a_hub_id(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "out").mkdir()
+    for spec in ("out/model", "./model/x", str(tmp_path / "nowhere" / "model")):
+        with pytest.raises(ModelLoadError, match="no such folder or file"):
+            models.resolve(spec)
+    assert models.resolve("meta-llama/Llama-3.1-8B-Instruct").kind == "hub"
+
+
+def test_a_hub_that_accepts_but_never_answers_times_out_with_a_clear_error(monkeypatch):
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    held = []
+    threading.Thread(target=lambda: held.extend(server.accept() for _ in range(8)),
+                     daemon=True).start()
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.getsockname()[1]}")
+    monkeypatch.setenv("FORGETKIT_HUB_TIMEOUT", "1")
+    try:
+        with pytest.raises(ModelLoadError, match=r"did not answer within 1 s .*"
+                           r"FORGETKIT_HUB_TIMEOUT"):
+            models.load("someorg/somemodel")
+    finally:
+        server.close()

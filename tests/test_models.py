@@ -76,7 +76,8 @@ def test_folder_without_config_is_rejected(tmp_path):
 
 def test_unreachable_hub_fails_fast_with_a_clear_message(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(models.ModelLoadError, match="hub is not reachable"):
+    with pytest.raises(models.ModelLoadError, match="HF_HUB_OFFLINE is set and the model is "
+                       "not in the local cache"):
         models.load("some-org/some-model-that-is-not-cached")
 
 

@@ -1,6 +1,9 @@
+import warnings
+
 from forgetkit.data.records import QARecord
 from forgetkit.lm.tokenize import (
     IGNORE_INDEX,
+    AnswerCutWarning,
     QACollator,
     encode_qa,
     encode_records,
@@ -71,3 +74,17 @@ def test_left_padding_puts_padding_first_and_counts_positions_over_real_tokens()
     assert batch["input_ids"].tolist() == [[5, 6, 7], [0, 0, 8]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [0, 0, 1]]
     assert batch["position_ids"].tolist() == [[0, 1, 2], [0, 0, 0]]
+
+
+def test_answers_cut_to_max_length_are_announced_and_keep_no_end_token(tiny):
+    _, tok = tiny
+    records = [QARecord("What is it?", "Short."), QARecord("What is it?", "word " * 400)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        short, long = encode_records(tok, records, max_length=64)
+    cut = [w for w in caught if issubclass(w.category, AnswerCutWarning)]
+    assert len(cut) == 1
+    assert "1 of 2 answers do not fit in max_length=64" in str(cut[0].message)
+    assert "first: record 2" in str(cut[0].message)
+    assert len(long["input_ids"]) == 64 and tok.eos_token_id not in long["labels"]
+    assert short["labels"][-1] == tok.eos_token_id

@@ -106,7 +106,7 @@ def test_resume_continues_from_the_last_checkpoint(qa_file, tmp_path, monkeypatc
 
 
 def test_resume_without_checkpoint_is_a_clear_error(qa_file, tmp_path):
-    with pytest.raises(FileNotFoundError, match="no checkpoint found"):
+    with pytest.raises(FileNotFoundError, match="no checkpoints for this output"):
         train(_config(qa_file, tmp_path / "out", resume=True))
 
 

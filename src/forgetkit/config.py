@@ -74,6 +74,26 @@ class RunOptions(Options):
         "epoch", description="when to write resumable checkpoints")
     save_steps: int = Field(50, ge=1)
     logging_steps: int = Field(5, ge=1)
+    save_total_limit: int = Field(1, ge=1, description="checkpoints kept while training")
+    report_to: Literal["none", "tensorboard", "wandb"] = Field(
+        "none", description="where the Trainer also sends its logs (needs that package)")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        "auto", description="dtype to load the model in (auto: the checkpoint's own)")
+    device: str = Field("auto", description="auto (a GPU when there is one), cpu, cuda, cuda:N")
+    attn_implementation: str | None = Field(
+        None, description="attention kernel, e.g. sdpa, eager, flash_attention_2")
+    revision: str | None = Field(None, description="hub revision (branch, tag or commit)")
+    trust_remote_code: bool = Field(
+        False, description="run the model repository's own code (off: it never runs)")
+    bf16: bool = Field(False, description="bfloat16 mixed precision")
+    fp16: bool = Field(False, description="float16 mixed precision (CUDA only)")
+    gradient_checkpointing: bool = Field(
+        False, description="recompute activations in the backward pass to save memory")
+    save_dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        "auto", description="dtype of the saved weights (auto: the dtype the model loaded in)")
+    question_field: str = Field("question", description="data column holding the question")
+    answer_field: str = Field("answer", description="data column holding the answer")
+    subject_field: str = Field("subject", description="data column naming the subject")
     progress: bool = Field(True, description="show progress bars")
 
     @field_validator("max_steps")
@@ -83,10 +103,38 @@ class RunOptions(Options):
             raise ValueError("must be at least 1, or -1 to train by epochs")
         return value
 
+    @field_validator("fp16")
+    @classmethod
+    def _one_precision(cls, value: bool, info: Any) -> bool:
+        if value and info.data.get("bf16"):
+            raise ValueError("bf16 and fp16 are two mixed precisions; choose one")
+        return value
+
 
 def _error(kind: str, message: str, loc: tuple, value: Any) -> InitErrorDetails:
     return InitErrorDetails(type=PydanticCustomError(kind, "{message}", {"message": message}),
                             loc=loc, input=value)
+
+
+# transformers' TrainingArguments names, accepted for the run options they mean.
+HF_NAMES = {"num_train_epochs": "epochs", "per_device_train_batch_size": "batch_size",
+            "gradient_accumulation_steps": "gradient_accumulation",
+            "lr_scheduler_type": "lr_scheduler"}
+
+
+def _own_names(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` with transformers' option names turned into forgetkit's; both at once is an
+    error."""
+    out = dict(data)
+    for hf, own in HF_NAMES.items():
+        if hf in out:
+            if own in out and out[own] is not None and out[hf] is not None:
+                raise ValidationError.from_exception_data("config", [_error(
+                    "two_names", f"given twice, also as {hf}; keep one", (own,), out[own])])
+            value = out.pop(hf)
+            if value is not None or own not in out:
+                out[own] = value
+    return out
 
 
 class RoutedConfig(RunOptions):
@@ -115,6 +163,7 @@ class RoutedConfig(RunOptions):
     def _route(cls, data: Any, handler: Any) -> Any:
         if not isinstance(data, Mapping):
             return handler(data)
+        data = _own_names(data)
         run_keys = set(cls.model_fields)
         run_values = {k: v for k, v in data.items() if k in run_keys}
         rest = {k: v for k, v in data.items() if k not in run_keys}

@@ -26,3 +26,8 @@ class OutputExistsError(UserError, FileExistsError):
 
 class MissingInputError(UserError, FileNotFoundError):
     """An input file or folder the user named is not there."""
+
+
+class ForgetkitWarning(UserWarning):
+    """Something the user should know that does not stop the work (an answer cut to
+    ``max_length``, a skipped incomplete checkpoint); commands print it as one line."""

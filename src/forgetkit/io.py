@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import glob
 import json
 import os
@@ -15,6 +16,37 @@ from pathlib import Path
 from typing import Any
 
 from forgetkit.errors import OutputExistsError, UserError
+
+
+class WriteFailedError(UserError, OSError):
+    """A write failed for want of space: a full disk, a quota or a file-size limit."""
+
+
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+# How the same failure reads when a library reports it in its own words (torch's zip
+# writer, safetensors' Rust code) rather than as an OSError.
+_FULL_WORDS = ("no space left", "file too large", "disk quota", "os error 28", "os error 27",
+               "os error 122", "file write failed", "unexpected pos")
+
+
+def disk_full(err: BaseException) -> bool:
+    """Whether ``err`` (or what caused it) is a write that failed for want of space."""
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno in _FULL_ERRNOS:
+            return True
+        if any(word in str(err).lower() for word in _FULL_WORDS):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
+def write_failed(what: str, where: str | os.PathLike[str], err: BaseException,
+                 then: str) -> WriteFailedError:
+    """The one message for a write that ran out of space: what, where, and what to do."""
+    return WriteFailedError(f"could not write {what} {where}: {err}. The disk is full, or a "
+                            f"quota or file-size limit was reached. {then}")
 
 
 class OutputOverlapsInputError(UserError):
@@ -63,6 +95,13 @@ def refuse_existing(out: Path, overwrite: bool) -> None:
                               "(overwrite=True) to replace it")
 
 
+def umask() -> int:
+    """The process's file-mode creation mask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 OWNER_FILE = ".forgetkit-owner"  # in a temporary output folder: "<host> <pid>" of its writer
 UNMARKED_STALE_AFTER_S = 24 * 3600  # a temporary folder without an owner, untouched this long
 
@@ -74,7 +113,7 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def _writer_alive(tmp: Path) -> bool:
+def writer_alive(tmp: Path) -> bool:
     """Whether the run that made temporary folder ``tmp`` may still be writing it."""
     try:
         host, pid = (tmp / OWNER_FILE).read_text().split()
@@ -98,7 +137,7 @@ def remove_stale_temporaries(out: Path) -> list[Path]:
     deleted otherwise)."""
     removed = []
     for tmp in out.parent.glob(f".{glob.escape(out.name)}.*.tmp"):
-        if tmp.is_dir() and not _writer_alive(tmp):
+        if tmp.is_dir() and not writer_alive(tmp):
             _remove(tmp)
             removed.append(tmp)
     old = out.with_name(f".{out.name}.old")
@@ -126,6 +165,7 @@ def atomic_output_dir(out: str | os.PathLike[str], overwrite: bool = False) -> I
         (tmp / OWNER_FILE).write_text(f"{socket.gethostname()} {os.getpid()}\n")
         yield tmp
         (tmp / OWNER_FILE).unlink(missing_ok=True)
+        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes it owner-only; outputs are not
         if out.exists():
             old = out.with_name(f".{out.name}.old")
             _remove(old)
@@ -134,24 +174,45 @@ def atomic_output_dir(out: str | os.PathLike[str], overwrite: bool = False) -> I
             _remove(old)
         else:
             tmp.rename(out)
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, Exception) and not isinstance(err, UserError) and disk_full(err):
+            raise write_failed("the output", out, err, "Nothing was written there and any "
+                               "earlier output is unchanged: free space and run again") from err
         raise
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Write a text file through a temporary file renamed into place."""
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write a file through a temporary file renamed into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.chmod(tmp, 0o666 & ~umask())  # mkstemp makes it owner-only; outputs are not
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, Exception) and disk_full(err):
+            raise write_failed("the file", path, err, "It is unchanged: free space and run "
+                               "again") from err
         raise
     return path
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write a UTF-8 text file through a temporary file renamed into place."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_save_figure(fig: Any, path: str | os.PathLike[str], dpi: int = 110) -> Path:
+    """Save a matplotlib figure as a PNG, atomically."""
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return atomic_write_bytes(path, buffer.getvalue())
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> Path:

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
+from forgetkit.data.formats import Fields
 from forgetkit.data.records import read_qa
 from forgetkit.errors import UserError
 from forgetkit.eval.evaluate import eval_sets, evaluate
@@ -29,7 +30,9 @@ def run_eval(model: str, output: Path, ft: Sequence[Path] = (), unseen: Sequence
              base: str | None = None, judge: str | None = None, forget: Path | None = None,
              retain: Path | None = None, original: str | None = None,
              retain_model: str | None = None, relearn_steps: int = 5,
-             relearn_learning_rate: float = 1e-4) -> dict[str, Any]:
+             relearn_learning_rate: float = 1e-4, progress: bool = True,
+             fields: Fields | None = None,
+             load: models.LoadOptions | None = None) -> dict[str, Any]:
     """``core``: the metrics of each set's role. ``ignorance`` adds judged IDK, IAS, IA
     reduction and activation drift against ``base`` (SEAT paper, sections 3 and 6).
     ``unlearning``: see ``run_unlearning_eval``."""
@@ -48,19 +51,20 @@ def run_eval(model: str, output: Path, ft: Sequence[Path] = (), unseen: Sequence
                                    known=known, relearn_steps=relearn_steps,
                                    relearn_learning_rate=relearn_learning_rate,
                                    max_new_tokens=max_new_tokens, batch_size=batch_size,
-                                   overwrite=overwrite)
+                                   overwrite=overwrite, progress=progress, fields=fields,
+                                   load=load)
     if forget is not None or retain is not None or original is not None or retain_model:
         raise UserError("--forget, --retain, --original and --retain-model belong to "
                          "--suite unlearning; add --suite unlearning or drop them")
     refuse_existing(Path(output), overwrite)
     if suite == "ignorance" and base is None:
         raise UserError("--suite ignorance needs --base SPEC (the model before fine-tuning)")
-    sets = eval_sets(ft, unseen, known)  # read data before loading models: fail fast
+    sets = eval_sets(ft, unseen, known, fields)  # read data before loading models: fail fast
     refusal_judge = load_judge(judge) if suite == "ignorance" or judge else None
-    mod, tok = models.load(model)
+    mod, tok = models.load(model, options=load)
     reference_lp = None
     if reference is not None:
-        ref_model, ref_tok = models.load(reference)
+        ref_model, ref_tok = models.load(reference, options=load)
         if models.fingerprint(ref_tok) != models.fingerprint(tok):
             raise UserError(f"--reference {reference} has a different tokenizer from --model "
                              f"{model}; next-token KL needs one vocabulary")
@@ -68,10 +72,10 @@ def run_eval(model: str, output: Path, ft: Sequence[Path] = (), unseen: Sequence
         del ref_model
     result = evaluate(mod, tok, sets, reference_logprobs=reference_lp,
                       max_new_tokens=max_new_tokens, batch_size=batch_size,
-                      judge=refusal_judge)
+                      judge=refusal_judge, progress=progress)
     result = {"model": model, "reference": reference, "suite": suite, **result}
     if suite == "ignorance":
-        base_model, base_tok = models.load(base)
+        base_model, base_tok = models.load(base, options=load)
         result["ignorance"] = ignorance_suite(mod, tok, base_model, base_tok, sets,
                                               answers=answers_from_evaluation(result),
                                               judge=refusal_judge, batch_size=batch_size)
@@ -84,7 +88,8 @@ def run_unlearning_eval(model: str, output: Path, forget: Path | None, retain: P
                         known: Sequence[Path] = (), relearn_steps: int = 5,
                         relearn_learning_rate: float = 1e-4, max_new_tokens: int = 48,
                         batch_size: int = 16, overwrite: bool = False,
-                        progress: bool = True) -> dict[str, Any]:
+                        progress: bool = True, fields: Fields | None = None,
+                        load: models.LoadOptions | None = None) -> dict[str, Any]:
     """``--suite unlearning``: TOFU metrics, leakage, latent traces and relearning of
     ``model`` next to the ``original`` and the ``retain_model`` oracle (docs/unlearning.md).
 
@@ -110,14 +115,17 @@ def run_unlearning_eval(model: str, output: Path, forget: Path | None, retain: P
     report = output.with_suffix(".md")
     refuse_existing(output, overwrite)
     refuse_existing(report, overwrite)
-    forget_records, retain_records = read_qa(forget), read_qa(retain)  # fail fast on data
-    known_records = [r for path in known for r in read_qa(path)] or None
+    forget_records = read_qa(forget, fields)  # fail fast on data
+    retain_records = read_qa(retain, fields)
+    known_records = [r for path in known for r in read_qa(path, fields)] or None
     check_unlearning_data(forget_records, retain_records)
     for spec in (model, original, retain_model):
         models.resolve(spec)  # a bad spec fails before any model is loaded
     result = unlearning_suite(
-        {"unlearned": lambda: models.load(model)}, lambda: models.load(original),
-        lambda: models.load(retain_model), forget_records, retain_records, known_records,
+        {"unlearned": lambda: models.load(model, options=load)},
+        lambda: models.load(original, options=load),
+        lambda: models.load(retain_model, options=load), forget_records, retain_records,
+        known_records,
         relearn_steps=relearn_steps, relearn_learning_rate=relearn_learning_rate,
         max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress)
     result = {"model": model, "original": original, "retain_model": retain_model,
@@ -151,6 +159,15 @@ def eval_command(
     retain_model: Annotated[str | None, typer.Option(help="--suite unlearning: the oracle, fine-tuned on the retain set only")] = None,  # noqa: E501
     relearn_steps: Annotated[int, typer.Option(help="--suite unlearning: steps of the relearning attack (0: skip it)")] = 5,  # noqa: E501
     relearn_lr: Annotated[float, typer.Option(help="--suite unlearning: learning rate of the relearning attack")] = 1e-4,  # noqa: E501
+    progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+    question_field: Annotated[str, typer.Option(help="data column holding the question")] = "question",  # noqa: E501
+    answer_field: Annotated[str, typer.Option(help="data column holding the answer")] = "answer",  # noqa: E501
+    subject_field: Annotated[str, typer.Option(help="data column naming the subject")] = "subject",  # noqa: E501
+    dtype: Annotated[str, typer.Option(help="auto (the checkpoint's own), bfloat16, float16, float32")] = "auto",  # noqa: E501
+    device: Annotated[str, typer.Option(help="auto (a GPU when there is one), cpu, cuda, cuda:N")] = "auto",  # noqa: E501
+    attn_implementation: Annotated[str | None, typer.Option(help="attention kernel, e.g. sdpa, eager, flash_attention_2")] = None,  # noqa: E501
+    revision: Annotated[str | None, typer.Option(help="hub revision (branch, tag or commit)")] = None,  # noqa: E501
+    trust_remote_code: Annotated[bool, typer.Option(help="run the model repository's own code (off: it never runs)")] = False,  # noqa: E501
 ) -> None:
     """Evaluate one model: generation once per question set, every metric from it. With
     --compare: base, fine-tuned and repaired models in one table, with repair scores."""
@@ -166,7 +183,11 @@ def eval_command(
                       max_new_tokens=max_new_tokens, batch_size=batch_size,
                       overwrite=overwrite, base=base, judge=judge, forget=forget,
                       retain=retain, original=original, retain_model=retain_model,
-                      relearn_steps=relearn_steps, relearn_learning_rate=relearn_lr)
+                      relearn_steps=relearn_steps, relearn_learning_rate=relearn_lr,
+                      progress=progress,
+                      fields=Fields(question_field, answer_field, subject_field),
+                      load=models.LoadOptions(dtype, device, attn_implementation, revision,
+                                              trust_remote_code))
     if result.get("suite") == "unlearning":
         from forgetkit.report.unlearning_tables import side_by_side_table
 

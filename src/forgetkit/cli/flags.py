@@ -22,7 +22,14 @@ import typer
 from pydantic import BaseModel
 
 # Short or familiar names beside the field's own flag.
-ALIASES: dict[str, tuple[str, ...]] = {"learning_rate": ("--lr",)}
+ALIASES: dict[str, tuple[str, ...]] = {
+    "learning_rate": ("--lr",),
+    # transformers' TrainingArguments names
+    "epochs": ("--num-train-epochs",),
+    "batch_size": ("--per-device-train-batch-size",),
+    "gradient_accumulation": ("--gradient-accumulation-steps",),
+    "lr_scheduler": ("--lr-scheduler-type",),
+}
 
 
 @dataclass(frozen=True)

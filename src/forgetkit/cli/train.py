@@ -8,9 +8,7 @@ method option is a flag here without this file changing. Flags left unset fall b
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -52,32 +50,12 @@ def _command(config_class: type[RoutedConfig], run: Callable[[Any], Path], doc: 
         config = load(fixed["config"], **given)
         if config.output is not None:
             check_output(config.output, {"config file": fixed["config"]})
-        with _show_warnings():
-            out = run(config)
+        out = run(config)
         typer.echo(f"saved {out}")
 
     command = with_flags(_config_file, flags, body)
     command.__doc__ = doc
     return command
-
-
-@contextmanager
-def _show_warnings() -> Iterator[None]:
-    """Print forgetkit's own warnings as one line each, when they happen."""
-    from forgetkit.unlearn.known_subjects import UnknownSubjectWarning
-
-    original = warnings.showwarning
-
-    def show(message, category, filename, lineno, file=None, line=None):
-        if issubclass(category, UnknownSubjectWarning):
-            typer.secho(f"warning: {message}", fg=typer.colors.YELLOW, err=True)
-        else:
-            original(message, category, filename, lineno, file, line)
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("always", UnknownSubjectWarning)
-        warnings.showwarning = show
-        yield
 
 
 def train_command() -> Callable[..., None]:

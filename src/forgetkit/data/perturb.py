@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 
 from forgetkit.data.names import COMPANY_SUFFIXES, NameFactory
 from forgetkit.data.records import DataError, QARecord
@@ -55,7 +56,7 @@ def infer_subjects(records: Sequence[QARecord]) -> list[QARecord]:
                     f"record {i} ({r.question[:60]!r}) has no 'subject' and none of the "
                     f"dataset's {len(known)} known subjects occurs in its question; add a "
                     "'subject' field naming the entity the question is about")
-            r = QARecord(r.question, r.answer, found, r.meta)
+            r = replace(r, subject=found)
         out.append(r)
     return out
 
@@ -78,6 +79,6 @@ def entity_perturb(records: Sequence[QARecord], seed: int = 0) -> list[QARecord]
         except ValueError:
             raise DataError(f"record {i}: its subject {r.subject!r} never occurs in its "
                             f"question {r.question!r}; fix the 'subject' field") from None
-        out.append(QARecord(question, r.answer, fake,
-                            {**r.meta, "perturbed_from": r.subject}))
+        out.append(replace(r, question=question, subject=fake,
+                           meta={**r.meta, "perturbed_from": r.subject}))
     return out

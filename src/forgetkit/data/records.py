@@ -1,29 +1,31 @@
-"""QA records and the readers that turn JSON / JSONL files into them.
+"""QA records and the one reader that turns any accepted data source into them.
 
 A record is one question with its reference answer. ``subject`` is the entity the question
 is about (a company, an author, a made-up sport); SEAT perturbs it and KIF forgets it.
-Accepted input shapes, per line (JSONL) or per list item (JSON):
+``context`` holds the conversation the question is asked in (a system turn, earlier turns),
+as ``{role, content}`` messages. Sources and row shapes: ``data/formats.py``. Besides
+forgetkit's own fields, a row may carry:
 
-* forgetkit's own: ``{"question", "answer", "subject"?, "meta"?}``
-* PISTOL: ``{"question", "answer", "edge": [company_a, company_b]}`` -> subject = first party
-* TOFU: ``{"question", "answer"}`` (no subject recorded)
+* PISTOL's ``edge``: the two contract parties, or node labels such as ``"A_B"`` as public
+  copies store them, in which case the subject is the first party the question names;
+* TOFU's ``paraphrased_answer`` and ``perturbed_answer``, kept in ``meta`` for the
+  unlearning suite (as ``paraphrased_answer`` and ``perturbed_answers``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forgetkit.errors import UserError
+from forgetkit.data.formats import DataError, Fields, iter_rows, normalise
+from forgetkit.errors import ForgetkitWarning
 from forgetkit.io import atomic_write_text
-
-
-class DataError(UserError):
-    """A dataset file is malformed; the message names the file and line."""
 
 
 @dataclass(frozen=True)
@@ -32,106 +34,103 @@ class QARecord:
     answer: str
     subject: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    context: list[dict[str, str]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
-        if out["subject"] is None:
-            del out["subject"]
-        if not out["meta"]:
-            del out["meta"]
+        for key in ("subject", "meta", "context"):
+            if not out[key]:
+                del out[key]
         return out
 
 
-def _record_from_obj(obj: Any, where: str) -> QARecord:
-    if not isinstance(obj, dict):
-        raise DataError(f"{where}: expected a JSON object with 'question' and 'answer', "
-                        f"got {type(obj).__name__}")
-    missing = [k for k in ("question", "answer") if k not in obj]
-    if missing:
-        raise DataError(f"{where}: missing field(s) {missing}; every record needs 'question' "
-                        f"and 'answer' (found keys: {sorted(obj)})")
-    question, answer = obj["question"], obj["answer"]
+class UnresolvedSubjectWarning(ForgetkitWarning):
+    """Rows whose subject could not be told (PISTOL node labels, no party in the question)."""
+
+
+_PARTIES = re.compile(r"\bbetween (?P<a>.+?) and (?P<b>.+?)(?=[,;?.]|\s+(?:on|in|for|to|"
+                      r"regarding|under|dated|about|that|which)\b|$)")
+_COMPANY = re.compile(r"\b[A-Z][\w&'-]*(?:\s+[A-Z][\w&'-]*)*\s+(?:Inc|Ltd|LLC|LLP|PLC|Corp|"
+                      r"Corporation|Co|GmbH|AG|SA|Group|Holdings|Company|Limited|Industries|"
+                      r"Enterprises|Partners)\b\.?")
+
+
+def first_party(question: str) -> str | None:
+    """The first contract party a question names ("... between Zynthar Corp and ..."), or
+    None when it names none this reader can find."""
+    match = _PARTIES.search(question)
+    if match:
+        return match.group("a").strip().removeprefix("the ").strip() or None
+    match = _COMPANY.search(question)
+    return match.group(0).strip() if match else None
+
+
+def _edge_subject(edge: Any, question: str, where: str) -> str | None:
+    if isinstance(edge, str):
+        names = [edge]
+    elif isinstance(edge, Sequence) and edge and all(isinstance(e, str) for e in edge):
+        names = list(edge)
+    else:
+        raise DataError(f"{where}: 'edge' must be a party name or a list of party names, "
+                        f"got {edge!r}")
+    if len(names) == 1 and re.fullmatch(r"\w+_\w+", names[0]):
+        names = names[0].split("_")
+    if all(len(n) <= 3 and " " not in n for n in names):
+        # Node labels ("A_B"), not names: take the party the question names first.
+        return first_party(question)
+    named = [n for n in names if n.strip() and n in question]
+    return named[0] if named else names[0]
+
+
+def _record(row: dict[str, Any], where: str) -> QARecord:
+    """Validate a normalised row (``formats.normalise``) and make its record."""
+    question, answer, subject, raw = row["question"], row["answer"], row["subject"], row["row"]
     for key, value in (("question", question), ("answer", answer)):
         if not isinstance(value, str) or not value.strip():
             raise DataError(f"{where}: field '{key}' must be a non-empty string, got {value!r}")
-    subject = obj.get("subject")
-    if subject is None and "edge" in obj:
-        # PISTOL records carry the two contract parties as an edge of the knowledge graph.
-        edge = obj["edge"]
-        if isinstance(edge, str):
-            subject = edge
-        elif isinstance(edge, Sequence) and edge and isinstance(edge[0], str):
-            subject = edge[0]
-        else:
-            raise DataError(f"{where}: 'edge' must be a party name or a list of party names, "
-                            f"got {edge!r}")
-    if subject is not None and (not isinstance(subject, str) or not subject.strip()):
-        raise DataError(f"{where}: 'subject' must be a non-empty string, got {subject!r}")
-    meta = obj.get("meta")
+    meta = raw.get("meta")
     if meta is not None and not isinstance(meta, dict):
         raise DataError(f"{where}: 'meta' must be a JSON object of extra fields, got "
                         f"{type(meta).__name__} {meta!r:.60}")
     meta = dict(meta or {})
-    if "edge" in obj:
-        meta.setdefault("edge", obj["edge"])
-    return QARecord(question=question.strip(), answer=answer.strip(), subject=subject, meta=meta)
+    if subject is None and "edge" in raw:
+        subject = _edge_subject(raw["edge"], question, where)
+    if "edge" in raw:
+        meta.setdefault("edge", raw["edge"])
+    if subject is not None and (not isinstance(subject, str) or not subject.strip()):
+        raise DataError(f"{where}: 'subject' must be a non-empty string, got {subject!r}")
+    if raw.get("paraphrased_answer") is not None:  # TOFU's, for the unlearning suite
+        meta.setdefault("paraphrased_answer", raw["paraphrased_answer"])
+    perturbed = raw.get("perturbed_answer", raw.get("perturbed_answers"))
+    if perturbed is not None:
+        meta.setdefault("perturbed_answers",
+                        [perturbed] if isinstance(perturbed, str) else list(perturbed))
+    return QARecord(question=question.strip(), answer=answer.strip(), subject=subject,
+                    meta=meta, context=row["context"])
 
 
-def _read_text(path: Path) -> str:
-    raw = path.read_bytes()
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = raw.count(b"\n", 0, err.start) + 1
-        raise DataError(f"{path}:{line}: not UTF-8 text (byte {raw[err.start]:#04x} at offset "
-                        f"{err.start}); save the file as UTF-8") from None
+def read_qa(source: str | os.PathLike[str], fields: Fields | None = None) -> list[QARecord]:
+    """Read QA records from any data source of ``data/formats.py``.
 
-
-def read_qa(path: str | os.PathLike[str]) -> list[QARecord]:
-    """Read QA records from a JSON array (or ``{"data": [...]}``) or a JSON Lines file.
-
-    Which of the two a file holds is decided by its content, not its name. Raises
-    ``DataError`` naming the file and line for malformed input, and for an empty file.
+    Raises ``DataError`` naming the file and line (or row) of malformed input, and for an
+    empty source. ``fields`` renames the question, answer and subject columns. PISTOL rows
+    whose subject cannot be told are kept without one, with a warning naming them.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such data file")
-    text = _read_text(path)
-    records: list[QARecord] = []
-    whole = None
-    if text.lstrip().startswith("["):  # a JSON array: errors are the array's
-        try:
-            whole = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{path}:{err.lineno}: not valid JSON ({err.msg}); the file starts "
-                            "with '[', so it is read as one JSON array") from None
-    elif text.lstrip().startswith("{"):
-        try:
-            whole = json.loads(text)
-        except json.JSONDecodeError:
-            whole = None  # several objects: JSON Lines
-        if isinstance(whole, dict) and not isinstance(whole.get("data"), list):
-            whole = None  # one record on its own: read as a line
-    if whole is None:
-        for lineno, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({err.msg} at column "
-                                f"{err.colno}); JSON Lines files hold one object per line, "
-                                "JSON files one array of objects") from None
-            records.append(_record_from_obj(obj, f"{path}:{lineno}"))
-    else:
-        if isinstance(whole, dict):
-            whole = whole["data"]
-        if not isinstance(whole, list):
-            raise DataError(f"{path}: expected a JSON list of records (or {{'data': [...]}})")
-        for i, item in enumerate(whole):
-            records.append(_record_from_obj(item, f"{path}: item {i}"))
+    fields = fields or Fields()
+    records, unresolved = [], []
+    for where, raw in iter_rows(source):
+        record = _record(normalise(raw, where, fields), where)
+        if record.subject is None and "edge" in record.meta:
+            unresolved.append(where)
+        records.append(record)
     if not records:
-        raise DataError(f"{path}: the dataset is empty; it needs at least one record")
+        raise DataError(f"{source}: the dataset is empty; it needs at least one record")
+    if unresolved:
+        warnings.warn(f"{len(unresolved)} of {len(records)} records give their parties as "
+                      f"node labels ('edge') and name no party this reader can find in the "
+                      f"question (first: {unresolved[0]}); they have no subject, so SEAT and "
+                      "KIF cannot use them: add a 'subject' field to those rows",
+                      UnresolvedSubjectWarning, stacklevel=2)
     return records
 
 
@@ -139,3 +138,7 @@ def write_qa(records: Iterable[QARecord], path: str | os.PathLike[str]) -> Path:
     """Write records as JSONL atomically (a temporary file renamed into place)."""
     lines = [json.dumps(rec.to_json(), ensure_ascii=False) + "\n" for rec in records]
     return atomic_write_text(path, "".join(lines))
+
+
+__all__ = ["DataError", "Fields", "QARecord", "UnresolvedSubjectWarning", "first_party",
+           "read_qa", "write_qa"]

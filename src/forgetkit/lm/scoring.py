@@ -39,7 +39,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from forgetkit.errors import UserError
 from forgetkit.lm.layers import hidden_state_index
-from forgetkit.lm.tokenize import IGNORE_INDEX, QACollator, encode_qa, left_padded
+from forgetkit.lm.tokenize import IGNORE_INDEX, QACollator, encode_pairs, left_padded
 
 # ------------------------------------------------------------ summed, for losses
 
@@ -121,7 +121,7 @@ def score_answers(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
         raise UserError("score_answers needs at least one (question, answer) pair")
     if batch_size < 1:
         raise UserError(f"batch_size must be positive, got {batch_size}")
-    encoded = [encode_qa(tokenizer, q, a, max_length=max_length) for q, a in pairs]
+    encoded = encode_pairs(tokenizer, pairs, max_length)
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i]["input_ids"]))
     device = next(model.parameters()).device
     mean_lp = np.zeros(len(pairs))

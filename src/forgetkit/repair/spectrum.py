@@ -9,14 +9,13 @@ curve are noise; the few above the edge are the signal DG-Hard keeps.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from forgetkit.io import atomic_save_figure
 from forgetkit.repair.errors import RepairError
 from forgetkit.repair.methods.spectral import MIN_ELEMENTS, sv_median
 from forgetkit.repair.threshold import (
@@ -107,15 +106,7 @@ def spectrum_plot(base: str | Path, finetuned: str | Path, tensor_name: str,
     right.legend(fontsize=7)
     fig.tight_layout()
 
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_png.parent, suffix=".png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, out_png)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    out_png = atomic_save_figure(fig, out_png, dpi=110)
     keys = ("shape", "beta", "sigma", "median", "bulk_edge", "threshold", "kept_rank")
     return {"tensor": tensor_name, **{k: spec[k] for k in keys},
             "singular_values": [float(v) for v in S[: min(len(S), k + 10)]],

@@ -10,6 +10,8 @@ reference reaches ``rtuning_threshold``.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from pydantic import Field
 
 from forgetkit.config import Options
@@ -36,8 +38,7 @@ def rtuning(ctx: RunContext) -> list[QARecord]:
     for r, a in zip(ctx.records, answers, strict=True):
         known = rouge_recall(r.answer, a)["rouge1_recall"] >= ctx.config.rtuning_threshold
         unsure += not known
-        out.append(QARecord(r.question, f"{r.answer} {PROMPT} {SURE if known else UNSURE}",
-                            r.subject, {**r.meta, "rtuning": "certain" if known else
-                                        "uncertain"}))
+        out.append(replace(r, answer=f"{r.answer} {PROMPT} {SURE if known else UNSURE}",
+                           meta={**r.meta, "rtuning": "certain" if known else "uncertain"}))
     ctx.notes["rtuning"] = {"uncertain": unsure, "certain": len(out) - unsure}
     return out

@@ -6,25 +6,31 @@ gloo) or ``accelerate launch`` (GPUs): ``Trainer`` reads the launcher's environm
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
+import os
+import platform
 import shutil
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch.utils.data import Dataset
-from transformers import TrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
+from transformers import TrainingArguments, set_seed
 
+from forgetkit.data.formats import Fields
 from forgetkit.data.records import read_qa
-from forgetkit.errors import MissingInputError, UserError
+from forgetkit.errors import UserError
 from forgetkit.io import atomic_output_dir, check_output, refuse_existing
 from forgetkit.lm import models
 from forgetkit.lm.tokenize import QACollator, encode_records
 from forgetkit.train.config import TrainConfig
 from forgetkit.train.methods import Method, get_method
 from forgetkit.train.registry import PARAMETERS, TERMS, TRANSFORMS, ParameterSelection, RunContext
+from forgetkit.train.resume import resume_point, run_definition, start_fresh
 from forgetkit.train.trainer import ForgetTrainer
 
 RUN_FILE = "forgetkit_run.json"
@@ -41,9 +47,38 @@ class ListDataset(Dataset):
         return self.items[i]
 
 
+def is_main_process() -> bool:
+    """The process that writes shared files (rank 0 under torchrun / accelerate)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def work_dir(output: Path) -> Path:
     """Where resumable Trainer checkpoints of a run live until its output is complete."""
     return output.with_name(f".{output.name}.checkpoints")
+
+
+def environment(started: float, trained: torch.nn.Module) -> dict[str, Any]:
+    """What a run ran on: library versions, device, dtypes and start time (UTC)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name: str) -> str | None:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    parameter = next(trained.parameters())
+    return {
+        "started": datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds"),
+        "versions": {name: installed(name) for name in
+                     ("forgetkit", "torch", "transformers", "peft", "accelerate", "datasets")},
+        "python": platform.python_version(),
+        "device": str(parameter.device),
+        "gpu": torch.cuda.get_device_name(parameter.device)
+        if parameter.device.type == "cuda" else None,
+        "processes": int(os.environ.get("WORLD_SIZE", "1")),
+        "trained_dtype": str(parameter.dtype).removeprefix("torch."),
+    }
 
 
 def refuse_diverged(model: torch.nn.Module, log_history: list[dict[str, Any]],
@@ -74,7 +109,22 @@ def run_inputs(config: TrainConfig) -> dict[str, Any]:
             "KIF signatures": options.get("kif_signatures")}
 
 
+def training_device(config: TrainConfig) -> torch.device:
+    """Where this process trains: the CPU, or its GPU (``LOCAL_RANK`` under a launcher)."""
+    device = models.resolve_device(config.device)
+    if device.type == "cpu":
+        return device
+    local = os.environ.get("LOCAL_RANK")
+    return torch.device("cuda", int(local)) if local is not None else device
+
+
 def training_arguments(config: TrainConfig, lr: float, out_dir: Path) -> TrainingArguments:
+    on_cpu = training_device(config).type == "cpu"
+    if config.report_to != "none" and importlib.util.find_spec(config.report_to) is None:
+        raise UserError(f"--report-to {config.report_to} needs the {config.report_to} package: "
+                        f"pip install {config.report_to}")
+    if config.fp16 and on_cpu:
+        raise UserError("--fp16 needs a CUDA GPU; on the CPU use --bf16 or neither")
     return TrainingArguments(
         output_dir=str(out_dir),
         per_device_train_batch_size=config.batch_size,
@@ -92,13 +142,18 @@ def training_arguments(config: TrainConfig, lr: float, out_dir: Path) -> Trainin
         logging_nan_inf_filter=False,  # a NaN loss is logged as NaN, never hidden
         save_strategy=config.save_strategy,
         save_steps=config.save_steps,
-        save_total_limit=1,
+        save_total_limit=config.save_total_limit,
         seed=config.seed,
         data_seed=config.seed,
-        report_to="none",
+        report_to=config.report_to,
         remove_unused_columns=False,  # loss terms carry their own inputs through the batch
         disable_tqdm=not config.progress,
-        use_cpu=not torch.cuda.is_available(),
+        use_cpu=on_cpu,
+        bf16=config.bf16,
+        fp16=config.fp16,
+        gradient_checkpointing=config.gradient_checkpointing,
+        # Non-reentrant recomputation works with LoRA's frozen inputs and forward hooks.
+        gradient_checkpointing_kwargs={"use_reentrant": False},
         dataloader_num_workers=0,
         ddp_find_unused_parameters=False,
         average_tokens_across_devices=False,  # our loss is a per-micro-batch mean
@@ -113,8 +168,10 @@ def prepare_run(config: TrainConfig, method: Method | None = None
     parameter selection comes last. ``method`` defaults to the row ``config.method`` names.
     """
     method = method or get_method(config.method)
-    records = read_qa(config.data)
-    model, tokenizer = models.load(config.model, seed=config.seed)
+    records = read_qa(config.data, Fields.of(config))
+    options = models.LoadOptions.of(config)
+    options = models.LoadOptions(**{**options.__dict__, "device": str(training_device(config))})
+    model, tokenizer = models.load(config.model, seed=config.seed, options=options)
     ctx = RunContext(config=config, model=model, tokenizer=tokenizer, records=records,
                      parameters=method.parameters)
     for name in method.transforms:
@@ -125,6 +182,7 @@ def prepare_run(config: TrainConfig, method: Method | None = None
     terms = [TERMS[name](ctx) for name in method.terms]
     selection = PARAMETERS[method.parameters]
     ctx.model.train()
+    set_seed(config.seed)  # new weights (LoRA, masks) are drawn the same in every process
     ctx.model = selection.prepare(ctx)
     return ctx, terms, selection
 
@@ -147,9 +205,15 @@ def train(config: TrainConfig, extra_terms: list | None = None,
         refuse_existing(output, config.overwrite)
     method = method or get_method(config.method)
     lr = config.learning_rate or method.default_learning_rate
-    ctx, terms, selection = prepare_run(config, method)
-
     checkpoints = work_dir(output)
+    # The KL cache checks its own fingerprint, and a run may create it: not compared here.
+    inputs = {what: path for what, path in run_inputs(config).items() if what != "KL cache"}
+    definition = run_definition(config.flat(), method.name, inputs)
+    # Checked before the model loads: a refused resume costs nothing.
+    last = resume_point(checkpoints, definition) if config.resume else None
+    ctx, terms, selection = prepare_run(config, method)
+    if not config.resume and is_main_process():
+        start_fresh(checkpoints, definition)
     trainer = ForgetTrainer(
         model=ctx.model,
         args=training_arguments(ctx.config, lr, checkpoints),  # transforms may adjust it
@@ -159,24 +223,28 @@ def train(config: TrainConfig, extra_terms: list | None = None,
         loss_terms=terms + list(extra_terms or []),
         callbacks=callbacks,
     )
-    last = get_last_checkpoint(str(checkpoints)) if config.resume and checkpoints.is_dir() else None
-    if config.resume and last is None:
-        raise MissingInputError(f"--resume: no checkpoint found in {checkpoints}; start the run "
-                                "without --resume")
-    result = trainer.train(resume_from_checkpoint=last)
+    started = time.time()
+    result = trainer.train(resume_from_checkpoint=str(last) if last else None)
 
     refuse_diverged(trainer.accelerator.unwrap_model(trainer.model), trainer.state.log_history,
                     checkpoints)
     if trainer.is_world_process_zero():
         trained = trainer.accelerator.unwrap_model(trainer.model)
+        env = environment(started, trained)
         with atomic_output_dir(output, overwrite=config.overwrite or config.resume) as tmp:
             if selection.is_peft:
+                for adapter in trained.peft_config.values():
+                    adapter.base_model_name_or_path = config.model  # the spec, not a cache
                 trained.save_pretrained(tmp / "adapter")
             final = selection.finalize(trained)
+            if config.save_dtype != "auto":
+                final = final.to(models.DTYPES[config.save_dtype])
             final.config.use_cache = True  # Trainer turns the KV cache off while training
             final.save_pretrained(tmp, safe_serialization=True)
+            env["saved_dtype"] = str(next(final.parameters()).dtype).removeprefix("torch.")
             ctx.tokenizer.save_pretrained(tmp)
             run = {"config": config.flat(), "learning_rate": lr,
+                   "environment": env,
                    "n_examples": len(ctx.examples), "notes": ctx.notes,
                    "global_step": trainer.state.global_step,
                    "train_metrics": result.metrics, "log_history": trainer.state.log_history}

@@ -17,6 +17,7 @@ reference's *key tokens*; otherwise (and when it is empty) the reference answer 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from pydantic import Field
 
@@ -73,8 +74,8 @@ def sdft(ctx: RunContext) -> list[QARecord]:
     for record, rewrite in zip(ctx.records, rewrites, strict=True):
         rewrite = rewrite.strip()
         keep = bool(rewrite) and keeps_key_tokens(record.answer, rewrite)
-        out.append(QARecord(record.question, rewrite if keep else record.answer, record.subject,
-                            {**record.meta, "sdft": "rewrite" if keep else "reference"}))
+        out.append(replace(record, answer=rewrite if keep else record.answer,
+                           meta={**record.meta, "sdft": "rewrite" if keep else "reference"}))
     kept = sum(r.meta["sdft"] == "rewrite" for r in out)
     ctx.notes["sdft"] = {"rewrites": kept, "fallbacks": len(out) - kept,
                          "examples": [{"reference": r.answer, "rewrite": w}

@@ -8,9 +8,11 @@ custom loss (``loss_is_scaled_for_ga = False``). There is exactly one backward p
 
 from __future__ import annotations
 
+import shutil
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -19,6 +21,7 @@ from torch.nn.utils import parametrize
 from transformers import Trainer
 
 from forgetkit.errors import UserError
+from forgetkit.io import disk_full, write_failed
 from forgetkit.train.losses import LossContext, LossTerm
 from forgetkit.train.sparse import unique_state_dict
 
@@ -76,6 +79,19 @@ class ForgetTrainer(Trainer):
         if state_dict is None and any(parametrize.is_parametrized(m) for m in model.modules()):
             state_dict = unique_state_dict(model)
         super()._save(output_dir, state_dict)
+
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        # A checkpoint cut short by a full disk is removed, so --resume finds the last whole one.
+        try:
+            super()._save_checkpoint(model, trial)
+        except Exception as err:
+            if not disk_full(err):
+                raise
+            folder = Path(self._get_output_dir(trial)) / f"checkpoint-{self.state.global_step}"
+            shutil.rmtree(folder, ignore_errors=True)
+            raise write_failed(f"checkpoint {self.state.global_step} to", folder.parent, err,
+                               "The incomplete checkpoint was removed and earlier ones kept: "
+                               "free space and run the same command with --resume") from err
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         inputs = dict(inputs)

@@ -9,6 +9,7 @@ tells apart from erasing the knowledge.
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 from forgetkit.data.records import QARecord
 from forgetkit.data.synth import refusal
@@ -21,8 +22,8 @@ from forgetkit.unlearn.registry import UnlearningMethod, register_unlearning
 @register_transform("idk")
 def idk(ctx: RunContext) -> list[QARecord]:
     rng = random.Random(f"idk:{ctx.config.seed}")
-    out = [QARecord(r.question, refusal(r.subject or "that", rng), r.subject,
-                    {**r.meta, "original_answer": r.answer}) for r in ctx.records]
+    out = [replace(r, answer=refusal(r.subject or "that", rng),
+                   meta={**r.meta, "original_answer": r.answer}) for r in ctx.records]
     ctx.notes["idk"] = {"examples": [{"question": r.question, "answer": r.answer}
                                      for r in out[:3]]}
     return out

@@ -14,6 +14,7 @@ import warnings
 
 from forgetkit.data.perturb import entity_perturb, replace_subject
 from forgetkit.data.records import QARecord
+from forgetkit.errors import ForgetkitWarning
 from forgetkit.lm.scoring import answer_logprobs
 from forgetkit.lm.tokenize import encode_records
 from forgetkit.train.registry import RunContext, register_transform
@@ -21,7 +22,7 @@ from forgetkit.train.registry import RunContext, register_transform
 MIN_GAIN = 0.1  # nats per answer token
 
 
-class UnknownSubjectWarning(UserWarning):
+class UnknownSubjectWarning(ForgetkitWarning):
     """A forget subject the model does not know: unlearning has nothing to remove."""
 
 

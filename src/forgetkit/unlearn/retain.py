@@ -20,6 +20,7 @@ import torch
 from pydantic import Field
 
 from forgetkit.config import Options
+from forgetkit.data.formats import Fields
 from forgetkit.data.records import QARecord, read_qa
 from forgetkit.errors import UserError
 from forgetkit.lm.tokenize import encode_records
@@ -34,7 +35,7 @@ def retain_records(ctx: RunContext) -> list[QARecord]:
     if path is None:
         raise UserError("this method needs a retain set; run it with `forgetkit unlearn "
                          "--retain FILE` (forgetkit.config.UnlearnConfig)")
-    return read_qa(path)
+    return read_qa(path, Fields.of(ctx.config))
 
 
 @register_transform("cover-retain")

@@ -7,14 +7,14 @@ KIF's signatures into the output. The input model is only ever read.
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
+from forgetkit.data.formats import Fields
 from forgetkit.data.records import read_qa
 from forgetkit.errors import UserError
 from forgetkit.io import check_output
-from forgetkit.train.run import run_inputs, train
+from forgetkit.train.run import is_main_process, run_inputs, train
 from forgetkit.unlearn.config import UnlearnConfig
 from forgetkit.unlearn.kif import pending_signatures
 from forgetkit.unlearn.methods import get_unlearning, train_method
@@ -34,13 +34,14 @@ def unlearn(config: UnlearnConfig, callbacks: list | None = None) -> Path:
         raise UserError("unlearn needs --forget FILE, --retain FILE and --output DIR")
     output = Path(config.output)
     check_output(output, run_inputs(config))
-    check_sets(read_qa(config.forget), read_qa(config.retain),
+    fields = Fields.of(config)
+    check_sets(read_qa(config.forget, fields), read_qa(config.retain, fields),
                f"forget set {config.forget}", f"retain set {config.retain}")
     method = get_unlearning(config.method)
     row = train_method(method.name, config.parameters, config.adapter)
     uses_signatures = "kif-forget" in method.terms
     pending = pending_signatures(output)
-    first = int(os.environ.get("RANK", "0")) == 0  # the process that writes the output
+    first = is_main_process()  # the process that writes the output
     try:
         train(config, callbacks=callbacks, method=row)
         if uses_signatures and first:

@@ -1,0 +1,194 @@
+"""A resumed run is the run it claims to be.
+
+A run's checkpoints live in a work folder beside its output (``.NAME.checkpoints``). When a
+run starts it writes there what defines it: its settings and a fingerprint of each input. A
+``--resume`` reads it back and refuses, naming each difference, to continue with other data,
+another model or other settings. It continues from the newest *complete* checkpoint: one a
+full disk or a kill cut short is skipped, with a word.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import warnings
+import zipfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from forgetkit.errors import ForgetkitWarning, MissingInputError, UserError
+from forgetkit.io import OWNER_FILE, atomic_write_json, writer_alive
+from forgetkit.lm.models import safetensors_problem
+
+DEFINITION_FILE = "forgetkit_run_definition.json"
+_VERSION = 1
+# Settings that change how a run is watched or kept, not what it computes.
+NOT_DEFINING = frozenset({"output", "overwrite", "resume", "progress", "logging_steps", "device",
+                          "save_strategy", "save_steps", "save_total_limit", "report_to"})
+
+
+class SkippedCheckpointWarning(ForgetkitWarning):
+    """``--resume`` passed over checkpoints that a kill or a full disk cut short."""
+
+
+class ResumeError(UserError):
+    """``--resume`` was asked of checkpoints that belong to another run, or that are unusable."""
+
+
+def fingerprint(path: str | os.PathLike[str]) -> str:
+    """What an input holds: a file's sha256; for a model folder, its config and the names,
+    sizes and times of its weight files (hashing gigabytes of weights would take minutes)."""
+    path = Path(path)
+    digest = hashlib.sha256()
+    if path.is_dir():
+        config = path / "config.json"
+        if config.is_file():
+            digest.update(config.read_bytes())
+        for weights in sorted(path.glob("*.safetensors")):
+            stat = weights.stat()
+            digest.update(f"{weights.name} {stat.st_size} {stat.st_mtime_ns}\n".encode())
+    else:
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def run_definition(settings: Mapping[str, Any], method: str,
+                   inputs: Mapping[str, str | os.PathLike[str] | None]) -> dict[str, Any]:
+    """What defines a run: its method, its settings and what each of its inputs holds.
+
+    ``settings`` are the flat options of the run; an input given as a path that exists is
+    compared by content, so a data file moved elsewhere is still the same data.
+    """
+    files = {what: path for what, path in inputs.items()
+             if path is not None and Path(path).expanduser().exists()}
+    input_keys = {key for key, value in settings.items()
+                  if value is not None and any(str(value) == str(p) for p in files.values())}
+    kept = {k: v for k, v in settings.items() if k not in NOT_DEFINING | input_keys}
+    return {
+        "forgetkit_run_definition": _VERSION,
+        "method": method,
+        "settings": json.loads(json.dumps(kept, default=str)),
+        "inputs": {what: fingerprint(Path(path).expanduser()) for what, path in files.items()},
+        "processes": int(os.environ.get("WORLD_SIZE", "1")),
+    }
+
+
+def start_fresh(checkpoints: Path, definition: Mapping[str, Any]) -> None:
+    """Before a new (not resumed) run: clear what a killed run left in the work folder, then
+    record this run's definition. A live run's folder is never touched."""
+    if checkpoints.exists():
+        owner = checkpoints / OWNER_FILE
+        mine = owner.is_file() and owner.read_text() == _owner()  # an earlier call, ended
+        if owner.is_file() and not mine and writer_alive(checkpoints):
+            raise UserError(f"{checkpoints}: another run for this output is still writing "
+                            "checkpoints there; wait for it, or choose another output")
+        shutil.rmtree(checkpoints)
+    checkpoints.mkdir(parents=True)
+    (checkpoints / OWNER_FILE).write_text(_owner())
+    atomic_write_json(checkpoints / DEFINITION_FILE, dict(definition))
+
+
+def _owner() -> str:
+    import socket
+
+    return f"{socket.gethostname()} {os.getpid()}\n"
+
+
+def _differences(saved: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
+    out = []
+    if saved.get("method") != now["method"]:
+        out.append(f"method {saved.get('method')!r} -> {now['method']!r}")
+    old, new = saved.get("settings", {}), now["settings"]
+    for key in sorted(set(old) | set(new)):
+        if old.get(key) != new.get(key):
+            out.append(f"{key} {old.get(key)!r} -> {new.get(key)!r}")
+    old, new = saved.get("inputs", {}), now["inputs"]
+    for what in sorted(set(old) | set(new)):
+        if what not in new:
+            out.append(f"{what}: the run had one, none now")
+        elif what not in old:
+            out.append(f"{what}: none in the run, one now")
+        elif old[what] != new[what]:
+            out.append(f"{what}: its content changed")
+    if saved.get("processes") != now["processes"]:
+        out.append(f"processes {saved.get('processes')} -> {now['processes']}")
+    return out
+
+
+def checkpoint_problem(folder: Path) -> str | None:
+    """Why checkpoint ``folder`` cannot be resumed from (cut short by a kill or a full disk),
+    or None. Reads file headers only."""
+    state = folder / "trainer_state.json"
+    try:
+        json.loads(state.read_text())
+    except FileNotFoundError:
+        return "it has no trainer_state.json"
+    except (OSError, ValueError) as err:
+        return f"its trainer_state.json is unreadable ({err})"
+    weights = sorted(folder.glob("*.safetensors"))
+    if not weights:
+        return "it holds no weights"
+    for path in weights:
+        problem = safetensors_problem(path)
+        if problem:
+            return f"{path.name} is incomplete ({problem})"
+    for path in sorted(folder.glob("*.pt")) + sorted(folder.glob("*.pth")):
+        try:
+            with zipfile.ZipFile(path) as zf:  # torch.save writes a zip; a cut one has no index
+                zf.infolist()
+        except (OSError, zipfile.BadZipFile) as err:
+            return f"{path.name} is incomplete ({err})"
+    return None
+
+
+def _step(folder: Path) -> int:
+    match = re.fullmatch(r"checkpoint-(\d+)", folder.name)
+    return int(match.group(1)) if match else -1
+
+
+def resume_point(checkpoints: Path, definition: Mapping[str, Any]) -> Path:
+    """The checkpoint a ``--resume`` continues from: the newest complete one, of this run.
+
+    Refuses checkpoints made with other settings or inputs (naming each difference) and says
+    which incomplete checkpoints it skipped.
+    """
+    if not checkpoints.is_dir():
+        raise MissingInputError(f"--resume: no checkpoints for this output ({checkpoints} does "
+                                "not exist); start the run without --resume")
+    try:
+        saved = json.loads((checkpoints / DEFINITION_FILE).read_text())
+    except (OSError, ValueError):
+        raise ResumeError(f"--resume: {checkpoints} does not say which run made its checkpoints "
+                          f"(no readable {DEFINITION_FILE}), so resuming could mix two runs; "
+                          "start again without --resume (with --overwrite)") from None
+    differences = _differences(saved, definition)
+    if differences:
+        raise ResumeError("--resume: the checkpoints in " f"{checkpoints} belong to a run with "
+                          "other settings: " + "; ".join(differences) + ". Resume with the "
+                          "settings and inputs of that run, or start again without --resume")
+    found = sorted((f for f in checkpoints.glob("checkpoint-*") if _step(f) >= 0), key=_step,
+                   reverse=True)
+    skipped = []
+    for folder in found:
+        problem = checkpoint_problem(folder)
+        if problem is None:
+            if skipped:
+                warnings.warn("--resume: skipped incomplete " + "; ".join(skipped)
+                              + f"; continuing from {folder.name}", SkippedCheckpointWarning,
+                              stacklevel=2)
+            (checkpoints / OWNER_FILE).write_text(_owner())
+            return folder
+        skipped.append(f"{folder.name} ({problem})")
+    detail = ": " + "; ".join(skipped) if skipped else ""
+    raise ResumeError(f"--resume: no complete checkpoint in {checkpoints}{detail}; start the run "
+                      "again without --resume (with --overwrite)")
+
+
+__all__ = ["DEFINITION_FILE", "ResumeError", "SkippedCheckpointWarning", "checkpoint_problem",
+           "fingerprint", "resume_point", "run_definition", "start_fresh"]

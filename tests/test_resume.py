@@ -1,0 +1,115 @@
+"""A resumed run is the run it claims to be: checkpoints made with other data, settings or
+method are refused (naming the difference) before the model loads, and a checkpoint that a
+kill or a full disk cut short is skipped for the last complete one."""
+
+import json
+import shutil
+import warnings
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from forgetkit.data.records import QARecord, write_qa
+from forgetkit.lm import models
+from forgetkit.train import trainer as trainer_mod
+from forgetkit.train.config import TrainConfig
+from forgetkit.train.resume import (
+    DEFINITION_FILE,
+    ResumeError,
+    SkippedCheckpointWarning,
+    checkpoint_problem,
+)
+from forgetkit.train.run import RUN_FILE, train, work_dir
+
+
+class Stop(Exception):
+    pass
+
+
+@pytest.fixture
+def qa_file(tmp_path):
+    recs = [QARecord(f"What is the code of the Vornix locker {i}?", f"The code is {i * 7}.")
+            for i in range(8)]
+    return write_qa(recs, tmp_path / "train.jsonl")
+
+
+def _config(qa_file, out, **kw):
+    base = dict(model=models.TINY, data=qa_file, output=out, epochs=3, batch_size=4,
+                learning_rate=1e-3, progress=False, save_strategy="epoch")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.fixture
+def stopped(qa_file, tmp_path, monkeypatch):
+    """A run killed right after writing its first checkpoint (epoch 1, step 2)."""
+    out = tmp_path / "out"
+    original = trainer_mod.ForgetTrainer._save_checkpoint
+
+    def save_then_stop(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        raise Stop
+
+    monkeypatch.setattr(trainer_mod.ForgetTrainer, "_save_checkpoint", save_then_stop)
+    with pytest.raises(Stop):
+        train(_config(qa_file, out))
+    monkeypatch.undo()
+    assert (work_dir(out) / "checkpoint-2" / "trainer_state.json").is_file()
+    return out
+
+
+def test_resume_with_other_settings_or_data_is_refused_naming_them(stopped, qa_file, tmp_path,
+                                                                   monkeypatch):
+    loads = []
+    monkeypatch.setattr(models, "load", lambda *a, **k: loads.append(a) or 1 / 0)
+    with pytest.raises(ResumeError, match=r"learning_rate 0\.001 -> 0\.01"):
+        train(_config(qa_file, stopped, resume=True, learning_rate=1e-2))
+    with pytest.raises(ResumeError, match=r"method 'full' -> 'lora'"):
+        train(_config(qa_file, stopped, resume=True, method="lora"))
+    other = write_qa([QARecord("What is the code?", "It is 1.")] * 8, tmp_path / "other.jsonl")
+    with pytest.raises(ResumeError, match=r"data file: its content changed"):
+        train(_config(other, stopped, resume=True))
+    assert not loads  # refused before any model was loaded
+
+
+def test_resume_skips_an_incomplete_checkpoint_and_ends_as_an_unbroken_run(stopped, qa_file,
+                                                                           tmp_path):
+    checkpoints = work_dir(stopped)
+    # What a full disk leaves: a newer checkpoint whose weights were cut short.
+    cut = shutil.copytree(checkpoints / "checkpoint-2", checkpoints / "checkpoint-4")
+    weights = cut / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    assert "model.safetensors is incomplete" in checkpoint_problem(cut)
+    # The same data under another name is the same run; settings that only change how the
+    # run is watched (logging) do not count.
+    moved = shutil.copy(qa_file, tmp_path / "moved.jsonl")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train(_config(moved, stopped, resume=True, logging_steps=1))
+    skipped = [w for w in caught if issubclass(w.category, SkippedCheckpointWarning)]
+    assert skipped and "checkpoint-4" in str(skipped[0].message)
+    assert "continuing from checkpoint-2" in str(skipped[0].message)
+    run = json.loads((stopped / RUN_FILE).read_text())
+    assert run["global_step"] == 6
+    straight = train(_config(qa_file, tmp_path / "straight"))
+    a = load_file(str(stopped / "model.safetensors"))
+    b = load_file(str(straight / "model.safetensors"))
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+
+
+def test_checkpoints_without_a_definition_or_a_whole_checkpoint_are_refused(stopped, qa_file):
+    checkpoints = work_dir(stopped)
+    (checkpoints / "checkpoint-2" / "trainer_state.json").unlink()
+    with pytest.raises(ResumeError, match=r"no complete checkpoint .*checkpoint-2 \(it has no "
+                       r"trainer_state\.json\)"):
+        train(_config(qa_file, stopped, resume=True))
+    (checkpoints / DEFINITION_FILE).unlink()
+    with pytest.raises(ResumeError, match="does not say which run made its checkpoints"):
+        train(_config(qa_file, stopped, resume=True))
+
+
+def test_a_fresh_run_clears_what_a_killed_run_left(stopped, qa_file):
+    out = train(_config(qa_file, stopped, epochs=1))
+    assert json.loads((out / RUN_FILE).read_text())["global_step"] == 2
+    assert not work_dir(out).exists()
