@@ -23,6 +23,7 @@ class LoRAAuxiliary(Auxiliary):
     """
 
     kind = "lora"
+    split_prompt = True  # the captured CE gradient includes the clean prompt's tokens
 
     def _install(self, base: nn.Module) -> None:
         from peft.tuners.lora import LoraLayer

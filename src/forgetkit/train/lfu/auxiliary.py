@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from transformers import TrainerCallback
 
@@ -31,6 +32,53 @@ def representation_points(base: nn.Module) -> list[nn.Module]:
     return [*decoder_layers(base)[:-1], final]
 
 
+SPLIT_ATTENTION = "forgetkit-lfu-split"
+
+
+def _split_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor,
+                     value: torch.Tensor, attention_mask: torch.Tensor | None,
+                     dropout: float = 0.0, scaling: float | None = None,
+                     **kwargs: Any) -> tuple[torch.Tensor, None]:
+    """Attention in which the answer-span copies read the clean prompt without sending it
+    gradient: their keys and values of the clean tokens are detached.
+
+    The consistency term compares the copies with ``detach(h)``: the clean model is its
+    target, not something it trains. Without the split, its gradient would still reach the
+    clean prompt through the copies' attention, and from there the LoRA hooks' "CE gradient".
+    Outside a packed forward (``lfu_clean_width`` unset) this is plain SDPA attention.
+    """
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    width = getattr(module, "lfu_clean_width", None)
+    if width is None or query.shape[2] <= width or attention_mask is None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask,
+                                      dropout=dropout, scaling=scaling, **kwargs)
+    repeat = query.shape[1] // key.shape[1]  # grouped-query attention
+    key, value = key.repeat_interleave(repeat, 1), value.repeat_interleave(repeat, 1)
+    p = dropout if module.training else 0.0
+
+    def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+               mask: torch.Tensor) -> torch.Tensor:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p,
+                                              scale=scaling)
+
+    clean = attend(query[:, :, :width], key[:, :, :width], value[:, :, :width],
+                   attention_mask[..., :width, :width])
+    copies = attend(query[:, :, width:],
+                    torch.cat([key[:, :, :width].detach(), key[:, :, width:]], 2),
+                    torch.cat([value[:, :, :width].detach(), value[:, :, width:]], 2),
+                    attention_mask[..., width:, :])
+    return torch.cat([clean, copies], 2).transpose(1, 2).contiguous(), None
+
+
+def _register_split_attention() -> None:
+    from transformers import AttentionInterface
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
+
+    AttentionInterface.register(SPLIT_ATTENTION, _split_attention)
+    ALL_MASK_ATTENTION_FUNCTIONS.register(SPLIT_ATTENTION, sdpa_mask)
+
+
 class Auxiliary:
     """The auxiliary perturbation: which tokens of the shared forward it shifts, and by how much.
 
@@ -41,6 +89,9 @@ class Auxiliary:
     """
 
     kind = ""
+    # Answer span: the copies read the clean prompt through detached keys and values
+    # (``_split_attention``), so the consistency term never trains the clean model.
+    split_prompt = False
 
     def __init__(self, alpha: float, direction: str, seed: int, span: str = "full"):
         if alpha < 0:
@@ -100,6 +151,14 @@ class Auxiliary:
             if needs_logits and self.span == "answer":
                 self._handles.append(head.register_forward_hook(self._head_outputs))
         self._install(base)
+        self._attention: list[nn.Module] = []
+        if self.span == "answer" and self.split_prompt:
+            _register_split_attention()
+            self._attention = [m for m in base.modules()
+                               if type(m).__name__.endswith("Attention")]
+            self._original_attention = base.config._attn_implementation
+            base.config._attn_implementation = SPLIT_ATTENTION
+            self._config = base.config
         self.attached = True
 
     def attach_at_first_forward(self, model: nn.Module, group: int, n_groups: int,
@@ -132,6 +191,11 @@ class Auxiliary:
             handle.remove()
         self._handles.clear()
         self.region = None
+        if getattr(self, "_attention", None):
+            self._config._attn_implementation = self._original_attention
+            for module in self._attention:
+                module.lfu_clean_width = None
+            self._attention = []
 
     def _install(self, base: nn.Module) -> None:
         raise NotImplementedError
@@ -160,6 +224,8 @@ class Auxiliary:
             return None
         self.stash, self.aux_logits, self.answer = [], None, None
         self.region = None
+        for attention in self._attention:
+            attention.lfu_clean_width = None
         if not module.training:
             return None
         ids = kwargs.get("input_ids", args[0] if args else None)
@@ -174,6 +240,9 @@ class Auxiliary:
         packed = None
         if self.span == "answer":
             packed = self._pack(args, kwargs, size, module.config)
+        if packed is not None:
+            for attention in self._attention:
+                attention.lfu_clean_width = self.width
         if self.direction == "same-step" and self.alpha > 0:
             mask = kwargs.get("attention_mask")
             self._pending = self._same_step_gradient(
@@ -231,6 +300,8 @@ class Auxiliary:
             start = int(first[row])
             self.steered[row, start:start + int(copy_len[row])] = True
         attention = getattr(config, "_attn_implementation", "sdpa")
+        if attention == SPLIT_ATTENTION:
+            attention = "sdpa"
         if attention == "eager":  # eager attention adds the mask to the scores
             allowed = torch.zeros(allowed.shape, device=device).masked_fill(
                 ~allowed, torch.finfo(torch.float32).min)
