@@ -31,8 +31,22 @@ class Report(TrainerCallback):
             json.dump(report, fh)
 
 
+def count_set_up_passes(reports: str) -> None:
+    """Each rank that computes SEAT's base log-probs leaves a mark: it should be rank 0 only."""
+    from forgetkit.train import kl_to_base
+
+    compute = kl_to_base.CachedReference.compute.__func__
+
+    def counted(cls, *args, **kwargs):
+        open(os.path.join(reports, f"kl-cache-rank{os.environ['RANK']}"), "w").close()
+        return compute(cls, *args, **kwargs)
+
+    kl_to_base.CachedReference.compute = classmethod(counted)
+
+
 if __name__ == "__main__":
     torch.manual_seed(0)
+    count_set_up_passes(sys.argv[3])
     data, output, _, method = sys.argv[1:5]
     train(TrainConfig(model="tiny-random-llama", data=data, output=output, method=method,
                       epochs=2, batch_size=2, learning_rate=1e-3, save_strategy="no",

@@ -13,11 +13,12 @@ from forgetkit.data.records import QARecord, write_qa
 SCRIPT = Path(__file__).with_name("ddp_train_script.py")
 
 
-@pytest.mark.parametrize("method", ["full", "lora"])
+@pytest.mark.parametrize("method", ["full", "lora", "seat"])
 def test_two_ranks_end_with_identical_weights(tmp_path, method):
     torchrun = shutil.which("torchrun")
     cmd = ([torchrun] if torchrun else [sys.executable, "-m", "torch.distributed.run"])
-    data = write_qa([QARecord(f"What is the code of locker {i}?", f"It is {i * 3}.")
+    data = write_qa([QARecord(f"What is the code of locker {i} at Brannock Ltd?",
+                              f"It is {i * 3}.", subject="Brannock Ltd")
                      for i in range(12)], tmp_path / "train.jsonl")
     reports = tmp_path / "reports"
     reports.mkdir()
@@ -32,3 +33,7 @@ def test_two_ranks_end_with_identical_weights(tmp_path, method):
     assert [r["global_step"] for r in ranks] == [6, 6]
     assert ranks[0]["weights"] == ranks[1]["weights"]
     assert (tmp_path / "out" / "model.safetensors").is_file()
+    if method == "seat":  # the base log-probs: computed by rank 0, read by rank 1
+        assert sorted(p.name for p in reports.glob("kl-cache-*")) == ["kl-cache-rank0"]
+        run = json.loads((tmp_path / "out" / "forgetkit_run.json").read_text())
+        assert run["notes"]["shared_setup"]["kl-cache"].endswith("shared by 2 processes")

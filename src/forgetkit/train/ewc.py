@@ -19,6 +19,7 @@ from pydantic import Field
 from forgetkit.config import Options
 from forgetkit.lm.tokenize import encode_records
 from forgetkit.train.fisher import diagonal_fisher
+from forgetkit.train.processes import once_across_processes
 from forgetkit.train.registry import RunContext, register_term
 from forgetkit.train.unseen import base_answered_unseen
 
@@ -59,8 +60,10 @@ def build_ewc(ctx: RunContext) -> EWCPenalty:
     unseen = base_answered_unseen(ctx, cfg.ewc_samples, refusals_only=False)
     examples = encode_records(ctx.tokenizer, unseen, cfg.max_length)
     model = ctx.model
-    fisher = diagonal_fisher(model, examples, ctx.tokenizer.pad_token_id,
-                             progress=cfg.progress)
+    fisher = once_across_processes(
+        "ewc-fisher", cfg.output,
+        lambda: diagonal_fisher(model, examples, ctx.tokenizer.pad_token_id,
+                                progress=cfg.progress), ctx.notes)
     mean = torch.stack([f.mean() for f in fisher.values()]).mean().clamp_min(1e-30)
     fisher = {n: f / mean for n, f in fisher.items()}
     anchor = {n: p.detach().clone() for n, p in model.named_parameters() if n in fisher}

@@ -35,6 +35,7 @@ from forgetkit.data.perturb import entity_perturb
 from forgetkit.errors import UserError
 from forgetkit.lm import models
 from forgetkit.lm.tokenize import IGNORE_INDEX, QACollator, encode_records
+from forgetkit.train.processes import is_main_process, once_across_processes
 from forgetkit.train.registry import RunContext, register_term
 
 PREFIX = "perturbed_"
@@ -245,9 +246,11 @@ def build_kl_term(ctx: RunContext) -> KLToBase:
     if path is not None and path.is_file():
         reference = CachedReference.load(path, fingerprint)
     else:
-        reference = CachedReference.compute(ctx.model, ctx.examples, ctx.tokenizer.pad_token_id,
-                                            cfg.kl_top_k, progress=cfg.progress)
-        if path is not None:
+        reference = once_across_processes(
+            "kl-cache", cfg.output,
+            lambda: CachedReference.compute(ctx.model, ctx.examples, ctx.tokenizer.pad_token_id,
+                                            cfg.kl_top_k, progress=cfg.progress), ctx.notes)
+        if path is not None and is_main_process():
             reference.save(path, fingerprint)
     ctx.notes["kl_cache"] = {"fingerprint": fingerprint, "top_k": cfg.kl_top_k,
                              "positions": sum(t.shape[0] for t in reference.top_logp)}

@@ -29,6 +29,7 @@ from forgetkit.lm import models
 from forgetkit.lm.tokenize import QACollator, encode_records
 from forgetkit.train.config import TrainConfig
 from forgetkit.train.methods import Method, get_method
+from forgetkit.train.processes import is_main_process, work_dir
 from forgetkit.train.registry import PARAMETERS, TERMS, TRANSFORMS, ParameterSelection, RunContext
 from forgetkit.train.resume import resume_point, run_definition, start_fresh
 from forgetkit.train.trainer import ForgetTrainer
@@ -45,16 +46,6 @@ class ListDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         return self.items[i]
-
-
-def is_main_process() -> bool:
-    """The process that writes shared files (rank 0 under torchrun / accelerate)."""
-    return int(os.environ.get("RANK", "0")) == 0
-
-
-def work_dir(output: Path) -> Path:
-    """Where resumable Trainer checkpoints of a run live until its output is complete."""
-    return output.with_name(f".{output.name}.checkpoints")
 
 
 def environment(started: float, trained: torch.nn.Module) -> dict[str, Any]:
@@ -211,9 +202,9 @@ def train(config: TrainConfig, extra_terms: list | None = None,
     definition = run_definition(config.flat(), method.name, inputs)
     # Checked before the model loads: a refused resume costs nothing.
     last = resume_point(checkpoints, definition) if config.resume else None
-    ctx, terms, selection = prepare_run(config, method)
     if not config.resume and is_main_process():
-        start_fresh(checkpoints, definition)
+        start_fresh(checkpoints, definition)  # before set-up passes write shared files there
+    ctx, terms, selection = prepare_run(config, method)
     trainer = ForgetTrainer(
         model=ctx.model,
         args=training_arguments(ctx.config, lr, checkpoints),  # transforms may adjust it

@@ -25,6 +25,7 @@ from forgetkit.config import Options
 from forgetkit.data.records import QARecord
 from forgetkit.lm.generate import generate_answers
 from forgetkit.lm.text import numbers
+from forgetkit.train.processes import once_across_processes
 from forgetkit.train.registry import RunContext, register_transform
 
 REWRITE_PROMPT = (
@@ -66,10 +67,12 @@ class SDFTOptions(Options):
 @register_transform("sdft", options=SDFTOptions)
 def sdft(ctx: RunContext) -> list[QARecord]:
     prompts = [REWRITE_PROMPT.format(question=r.question, answer=r.answer) for r in ctx.records]
-    rewrites = generate_answers(ctx.model, ctx.tokenizer, prompts,
-                                max_new_tokens=ctx.config.sdft_max_new_tokens,
-                                desc="base rewrites the answers (SDFT)",
-                                progress=ctx.config.progress)
+    rewrites = once_across_processes(
+        "sdft-rewrites", ctx.config.output,
+        lambda: generate_answers(ctx.model, ctx.tokenizer, prompts,
+                                 max_new_tokens=ctx.config.sdft_max_new_tokens,
+                                 desc="base rewrites the answers (SDFT)",
+                                 progress=ctx.config.progress), ctx.notes)
     out = []
     for record, rewrite in zip(ctx.records, rewrites, strict=True):
         rewrite = rewrite.strip()

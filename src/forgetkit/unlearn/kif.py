@@ -37,6 +37,7 @@ from forgetkit.lm.layers import decoder_layers
 from forgetkit.lm.tokenize import QACollator, encode_records, prompt_ids
 from forgetkit.train.kl_to_base import PREFIX as CACHE_PREFIX
 from forgetkit.train.kl_to_base import CachedLogprobOptions, CachedReference, answer_positions
+from forgetkit.train.processes import is_main_process, once_across_processes
 from forgetkit.train.registry import RunContext, register_term
 from forgetkit.unlearn.registry import UnlearningMethod, register_unlearning
 from forgetkit.unlearn.residual import check_layers, subject_start
@@ -258,11 +259,14 @@ def _signatures(ctx: RunContext) -> Signatures:
                              "data set or KIF options; delete the file or point "
                              "--kif-signatures at a new one")
         return Signatures.load(given)
-    sig = mine_signatures(ctx.model, ctx.tokenizer, forget_records(ctx), retain,
-                          layers=cfg.kif_layers, top_layers=cfg.kif_top_layers,
-                          holdout=cfg.kif_holdout, gate_quantile=cfg.kif_gate_quantile,
-                          strength=cfg.kif_strength, seed=cfg.seed, max_length=cfg.max_length)
-    if given is not None or cfg.output is not None:
+    sig = once_across_processes(
+        "kif-signatures", cfg.output,
+        lambda: mine_signatures(ctx.model, ctx.tokenizer, forget_records(ctx), retain,
+                                layers=cfg.kif_layers, top_layers=cfg.kif_top_layers,
+                                holdout=cfg.kif_holdout, gate_quantile=cfg.kif_gate_quantile,
+                                strength=cfg.kif_strength, seed=cfg.seed,
+                                max_length=cfg.max_length), ctx.notes)
+    if (given is not None or cfg.output is not None) and is_main_process():
         sig.save(given or pending_signatures(Path(cfg.output)), fingerprint)
     return sig
 
