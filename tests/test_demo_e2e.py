@@ -84,3 +84,28 @@ def test_seat_on_smollm2_keeps_frozen_weights_and_tied_embeddings(tmp_path, smol
     assert reloaded.get_output_embeddings().weight.data_ptr() == \
         reloaded.get_input_embeddings().weight.data_ptr()
     assert json.loads((out / RUN_FILE).read_text())["notes"]["kl_cache"]["positions"] > 0
+
+
+@pytest.mark.slow
+def test_smollm2_in_bf16_with_gradient_checkpointing_saves_a_bf16_model(tmp_path):
+    """The precision path on the real model: load in bf16, train SEAT's KL and LoRA with
+    bf16 mixed precision and gradient checkpointing, save bf16, reload, finite weights."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from forgetkit.data.records import write_qa
+    from forgetkit.data.synth import synth
+    from forgetkit.train.config import TrainConfig
+    from forgetkit.train.run import train
+
+    data = write_qa(synth("contracts", 1, seed=0)[:8], tmp_path / "d.jsonl")
+    for method in ("seat", "lora"):
+        out = train(TrainConfig(model=models.BUNDLED, data=data, output=tmp_path / method,
+                                method=method, dtype="bfloat16", bf16=True,
+                                gradient_checkpointing=True, max_steps=2, batch_size=4,
+                                save_strategy="no", progress=False))
+        run = json.loads((out / "forgetkit_run.json").read_text())
+        assert run["environment"]["saved_dtype"] == "bfloat16" and run["global_step"] == 2
+        model = AutoModelForCausalLM.from_pretrained(out, dtype="auto")
+        assert next(model.parameters()).dtype == torch.bfloat16
+        assert all(bool(torch.isfinite(p).all()) for p in model.parameters())

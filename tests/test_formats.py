@@ -6,6 +6,7 @@ import json
 import warnings
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from forgetkit.cli import app
@@ -121,3 +122,18 @@ def test_a_hub_dataset_that_cannot_be_reached_is_a_clear_error(monkeypatch):
     with pytest.raises(DataError, match=r"'hf:someorg/nothing:cfg@test': could not load the "
                        r"dataset someorg/nothing \(config cfg\), split test"):
         read_qa("hf:someorg/nothing:cfg@test")
+
+
+def test_eval_asks_each_question_in_its_conversation(tmp_path, tiny):
+    from forgetkit.lm.generate import generate_answers
+    from forgetkit.lm.tokenize import prompt_ids
+
+    model, tok = tiny
+    context = [{"role": "system", "content": "Answer in French."}]
+    with_context = generate_answers(model, tok, ["Capital of France?"], max_new_tokens=4,
+                                    progress=False, contexts=[context])
+    ids = prompt_ids(tok, "Capital of France?", context)
+    direct = model.generate(input_ids=torch.tensor([ids]), max_new_tokens=4,
+                            do_sample=False, pad_token_id=tok.pad_token_id)
+    assert with_context[0] == tok.decode(direct[0, len(ids):], skip_special_tokens=True).strip()
+    assert len(ids) > len(prompt_ids(tok, "Capital of France?"))  # the system turn is in

@@ -79,7 +79,8 @@ def evaluate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
     for s in sets:
         answers = generate_answers(model, tokenizer, [r.question for r in s.records],
                                    max_new_tokens=max_new_tokens, batch_size=batch_size,
-                                   desc=f"answering {s.name}", progress=progress)
+                                   desc=f"answering {s.name}", progress=progress,
+                                   contexts=[r.context for r in s.records])
         scores: dict[str, float] = {}
         for metric in role_metrics(s.role):
             value = metric.compute(s.records, answers, judge)

@@ -16,7 +16,8 @@ from forgetkit.lm.tokenize import left_padded, prompt_ids
 def generate_answers(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
                      questions: Sequence[str], max_new_tokens: int = 48, batch_size: int = 16,
                      desc: str | None = None, progress: bool = True,
-                     prefixes: Sequence[str] | None = None) -> list[str]:
+                     prefixes: Sequence[str] | None = None,
+                     contexts: Sequence[Sequence[dict[str, str]]] | None = None) -> list[str]:
     """Greedy answers to ``questions`` through the chat template, in input order.
 
     Prompts are sorted by length and left-padded in batches: padding then sits before the
@@ -24,9 +25,15 @@ def generate_answers(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
     ``prefixes`` (one per question, "" for none) start the assistant turn: the model
     continues after them, as when an extraction attack puts words in its mouth, and only
     the continuation is returned. They are tokenised apart from the prompt, as ``encode_qa``
-    tokenises answers, so a prefix is read as the start of a trained answer.
+    tokenises answers, so a prefix is read as the start of a trained answer. ``contexts``
+    (one per question) are the conversations the questions are asked in (a record's
+    ``context``), placed before them in the prompt as in training.
     """
-    encoded = [prompt_ids(tokenizer, q) for q in questions]
+    if contexts is not None and len(contexts) != len(questions):
+        raise UserError(f"need one context per question, got {len(contexts)} for "
+                         f"{len(questions)} questions")
+    encoded = [prompt_ids(tokenizer, q, contexts[i] if contexts is not None else ())
+               for i, q in enumerate(questions)]
     if prefixes is not None:
         if len(prefixes) != len(questions):
             raise UserError(f"need one prefix per question, got {len(prefixes)} prefixes for "
