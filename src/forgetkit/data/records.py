@@ -82,7 +82,7 @@ def _edge_subject(edge: Any, question: str, where: str) -> str | None:
     return named[0] if named else names[0]
 
 
-def _record(row: dict[str, Any], where: str) -> QARecord:
+def make_record(row: dict[str, Any], where: str) -> QARecord:
     """Validate a normalised row (``formats.normalise``) and make its record."""
     question, answer, subject, raw = row["question"], row["answer"], row["subject"], row["row"]
     for key, value in (("question", question), ("answer", answer)):
@@ -119,7 +119,7 @@ def read_qa(source: str | os.PathLike[str], fields: Fields | None = None) -> lis
     fields = fields or Fields()
     records, unresolved = [], []
     for where, raw in iter_rows(source):
-        record = _record(normalise(raw, where, fields), where)
+        record = make_record(normalise(raw, where, fields), where)
         if record.subject is None and "edge" in record.meta:
             unresolved.append(where)
         records.append(record)
@@ -141,4 +141,4 @@ def write_qa(records: Iterable[QARecord], path: str | os.PathLike[str]) -> Path:
 
 
 __all__ = ["DataError", "Fields", "QARecord", "UnresolvedSubjectWarning", "first_party",
-           "read_qa", "write_qa"]
+           "make_record", "read_qa", "write_qa"]

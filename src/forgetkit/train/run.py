@@ -163,6 +163,14 @@ def prepare_run(config: TrainConfig, method: Method | None = None
     options = models.LoadOptions.of(config)
     options = models.LoadOptions(**{**options.__dict__, "device": str(training_device(config))})
     model, tokenizer = models.load(config.model, seed=config.seed, options=options)
+    return compose(config, method, model, tokenizer, records)
+
+
+def compose(config: TrainConfig, method: Method, model: torch.nn.Module, tokenizer: Any,
+            records: list) -> tuple[RunContext, list, ParameterSelection]:
+    """Compose ``method`` on a loaded model and read records: transforms -> loss terms ->
+    parameter selection (``prepare_run`` after loading; ``train.external`` for a model the
+    caller already holds)."""
     ctx = RunContext(config=config, model=model, tokenizer=tokenizer, records=records,
                      parameters=method.parameters)
     for name in method.transforms:

@@ -62,7 +62,13 @@ def shared_forward(model: torch.nn.Module, groups: list[tuple[torch.Tensor, torc
     return parts
 
 
-class ForgetTrainer(Trainer):
+class LossTermsMixin:
+    """What makes a Trainer forgetkit's: a loss made of weighted terms in one shared forward.
+
+    Mixed into ``transformers.Trainer`` here (``ForgetTrainer``) and into any other Trainer
+    subclass, such as TRL's ``SFTTrainer``, by ``with_loss_terms``.
+    """
+
     loss_is_scaled_for_ga = False
 
     def __init__(self, *args: Any, loss_terms: Sequence[LossTerm], **kwargs: Any):
@@ -126,3 +132,15 @@ class ForgetTrainer(Trainer):
         self._term_sums.clear()
         self._term_count = 0
         super().log(logs, *args, **kwargs)
+
+
+class ForgetTrainer(LossTermsMixin, Trainer):
+    """``transformers.Trainer`` with forgetkit's loss terms: the trainer of every run."""
+
+
+def with_loss_terms(trainer_class: type[Trainer]) -> type[Trainer]:
+    """``trainer_class`` (e.g. TRL's ``SFTTrainer``) whose loss is forgetkit's loss terms;
+    construct it with ``loss_terms=[...]`` besides its own arguments."""
+    if issubclass(trainer_class, LossTermsMixin):
+        return trainer_class
+    return type(f"Forgetkit{trainer_class.__name__}", (LossTermsMixin, trainer_class), {})
