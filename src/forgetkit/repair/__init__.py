@@ -20,3 +20,7 @@ from forgetkit.repair.threshold import lambda_star, mp_median, omega, omega_appr
 __all__ = ["REPAIR_METHODS", "SUMMARY_FILE", "RepairError", "RepairMethod", "RepairScores",
            "lambda_star", "make_method", "mp_median", "omega", "omega_approx", "repair",
            "repair_scores", "spectrum_plot"]
+
+from forgetkit.callable_package import make_callable  # noqa: E402
+
+make_callable(__name__, "forgetkit.api:repair")  # forgetkit.repair(...) is forgetkit.api.repair

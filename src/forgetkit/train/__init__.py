@@ -13,3 +13,7 @@
 
 See docs/training.md and docs/extending.md.
 """
+
+from forgetkit.callable_package import make_callable  # noqa: E402
+
+make_callable(__name__, "forgetkit.api:train")  # forgetkit.train(...) is forgetkit.api.train

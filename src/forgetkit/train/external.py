@@ -67,7 +67,9 @@ class Prepared:
         return self.selection.finalize(model)
 
 
-def _records(data: Any, fields: Fields) -> list[QARecord]:
+def records_of(data: Any, fields: Fields) -> list[QARecord]:
+    """QA records from a data source (path, ``hf:`` spec), records, a ``datasets.Dataset``
+    or a list of rows in any shape forgetkit reads."""
     if isinstance(data, str | Path):
         return read_qa(data, fields)
     if isinstance(data, Sequence) and data and all(isinstance(r, QARecord) for r in data):
@@ -92,7 +94,7 @@ def prepare(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, data: An
         raise UserError("prepare needs a tokenizer with a pad token and a chat template "
                         "(forgetkit.lm.models.load sets both)")
     config = TrainConfig(method=method, progress=False, **options)
-    records = _records(data, Fields.of(config))
+    records = records_of(data, Fields.of(config))
     ctx, terms, selection = compose(config, get_method(method), model, tokenizer, records)
     from datasets import Dataset
 
@@ -101,4 +103,4 @@ def prepare(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase, data: An
                     selection=selection, notes=ctx.notes)
 
 
-__all__ = ["Prepared", "prepare"]
+__all__ = ["Prepared", "prepare", "records_of"]

@@ -151,18 +151,24 @@ def training_arguments(config: TrainConfig, lr: float, out_dir: Path) -> Trainin
     )
 
 
-def prepare_run(config: TrainConfig, method: Method | None = None
+def prepare_run(config: TrainConfig, method: Method | None = None,
+                loaded: tuple[Any, Any] | None = None
                 ) -> tuple[RunContext, list, ParameterSelection]:
     """Load data and model and compose the method: transforms -> loss terms -> parameters.
 
     Transforms and terms see the untouched base model (for base-model references), so the
-    parameter selection comes last. ``method`` defaults to the row ``config.method`` names.
+    parameter selection comes last. ``method`` defaults to the row ``config.method`` names;
+    ``loaded`` is a ``(model, tokenizer)`` the caller already holds, used instead of loading.
     """
     method = method or get_method(config.method)
     records = read_qa(config.data, Fields.of(config))
     options = models.LoadOptions.of(config)
     options = models.LoadOptions(**{**options.__dict__, "device": str(training_device(config))})
-    model, tokenizer = models.load(config.model, seed=config.seed, options=options)
+    if loaded is not None:
+        model, tokenizer = loaded
+        model.to(training_device(config))
+    else:
+        model, tokenizer = models.load(config.model, seed=config.seed, options=options)
     return compose(config, method, model, tokenizer, records)
 
 
@@ -187,14 +193,17 @@ def compose(config: TrainConfig, method: Method, model: torch.nn.Module, tokeniz
 
 
 def train(config: TrainConfig, extra_terms: list | None = None,
-          callbacks: list | None = None, method: Method | None = None) -> Path:
+          callbacks: list | None = None, method: Method | None = None,
+          loaded: tuple[Any, Any] | None = None) -> Path:
     """Fine-tune ``config.model`` on ``config.data`` with ``config.method``; return the output.
 
     The output folder holds a plain checkpoint (safetensors, config, tokenizer) that reloads
     with ``AutoModelForCausalLM.from_pretrained``; LoRA runs also keep the adapter under
     ``adapter/``. ``forgetkit_run.json`` records the config and the training log.
     ``callbacks`` are ``transformers.TrainerCallback`` objects passed to the Trainer;
-    ``method`` is a composed row not in the method table (an unlearning method's).
+    ``method`` is a composed row not in the method table (an unlearning method's);
+    ``loaded`` a ``(model, tokenizer)`` already in memory, trained in place of loading
+    ``config.model`` (which then only names it).
     """
     if config.data is None or config.output is None:
         raise UserError("train needs both 'data' and 'output' (--data FILE --output DIR)")
@@ -212,7 +221,7 @@ def train(config: TrainConfig, extra_terms: list | None = None,
     last = resume_point(checkpoints, definition) if config.resume else None
     if not config.resume and is_main_process():
         start_fresh(checkpoints, definition)  # before set-up passes write shared files there
-    ctx, terms, selection = prepare_run(config, method)
+    ctx, terms, selection = prepare_run(config, method, loaded)
     trainer = ForgetTrainer(
         model=ctx.model,
         args=training_arguments(ctx.config, lr, checkpoints),  # transforms may adjust it

@@ -10,3 +10,7 @@
 
 See docs/kif.md.
 """
+
+from forgetkit.callable_package import make_callable  # noqa: E402
+
+make_callable(__name__, "forgetkit.api:unlearn")  # forgetkit.unlearn(...) is forgetkit.api.unlearn

@@ -23,12 +23,13 @@ from forgetkit.unlearn.setting import check_sets
 SIGNATURES_FILE = "kif_signatures.safetensors"
 
 
-def unlearn(config: UnlearnConfig, callbacks: list | None = None) -> Path:
+def unlearn(config: UnlearnConfig, callbacks: list | None = None,
+            loaded: tuple | None = None) -> Path:
     """Unlearn ``config.forget`` from ``config.model``, keep ``config.retain``; return the output.
 
     The output is a merged checkpoint (or with ``adapter`` a peft adapter) plus
     ``forgetkit_run.json``; KIF adds ``kif_signatures.safetensors``. ``callbacks`` are passed
-    to the Trainer.
+    to the Trainer; ``loaded`` is a ``(model, tokenizer)`` already in memory.
     """
     if config.forget is None or config.retain is None or config.output is None:
         raise UserError("unlearn needs --forget FILE, --retain FILE and --output DIR")
@@ -43,7 +44,7 @@ def unlearn(config: UnlearnConfig, callbacks: list | None = None) -> Path:
     pending = pending_signatures(output)
     first = is_main_process()  # the process that writes the output
     try:
-        train(config, callbacks=callbacks, method=row)
+        train(config, callbacks=callbacks, method=row, loaded=loaded)
         if uses_signatures and first:
             source = Path(config.kif_signatures) if config.kif_signatures else pending
             tmp = output / f".{SIGNATURES_FILE}.tmp"

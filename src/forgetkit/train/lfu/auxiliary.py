@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers import TrainerCallback
 
@@ -16,6 +15,7 @@ from forgetkit.errors import UserError
 from forgetkit.lm.layers import decoder_layers
 from forgetkit.lm.tokenize import IGNORE_INDEX
 from forgetkit.train.kl_to_base import answer_positions
+from forgetkit.train.lfu.attention import SPLIT_ATTENTION, register_split_attention
 from forgetkit.train.lfu.math import DIRECTIONS, SPANS, ascent_step
 from forgetkit.train.losses import answer_cross_entropy
 
@@ -30,53 +30,6 @@ def representation_points(base: nn.Module) -> list[nn.Module]:
         raise UserError(f"LfU cannot find the decoder layers and final norm of "
                          f"{type(base).__name__}; it supports Llama-style decoders")
     return [*decoder_layers(base)[:-1], final]
-
-
-SPLIT_ATTENTION = "forgetkit-lfu-split"
-
-
-def _split_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor,
-                     value: torch.Tensor, attention_mask: torch.Tensor | None,
-                     dropout: float = 0.0, scaling: float | None = None,
-                     **kwargs: Any) -> tuple[torch.Tensor, None]:
-    """Attention in which the answer-span copies read the clean prompt without sending it
-    gradient: their keys and values of the clean tokens are detached.
-
-    The consistency term compares the copies with ``detach(h)``: the clean model is its
-    target, not something it trains. Without the split, its gradient would still reach the
-    clean prompt through the copies' attention, and from there the LoRA hooks' "CE gradient".
-    Outside a packed forward (``lfu_clean_width`` unset) this is plain SDPA attention.
-    """
-    from transformers.integrations.sdpa_attention import sdpa_attention_forward
-
-    width = getattr(module, "lfu_clean_width", None)
-    if width is None or query.shape[2] <= width or attention_mask is None:
-        return sdpa_attention_forward(module, query, key, value, attention_mask,
-                                      dropout=dropout, scaling=scaling, **kwargs)
-    repeat = query.shape[1] // key.shape[1]  # grouped-query attention
-    key, value = key.repeat_interleave(repeat, 1), value.repeat_interleave(repeat, 1)
-    p = dropout if module.training else 0.0
-
-    def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-               mask: torch.Tensor) -> torch.Tensor:
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p,
-                                              scale=scaling)
-
-    clean = attend(query[:, :, :width], key[:, :, :width], value[:, :, :width],
-                   attention_mask[..., :width, :width])
-    copies = attend(query[:, :, width:],
-                    torch.cat([key[:, :, :width].detach(), key[:, :, width:]], 2),
-                    torch.cat([value[:, :, :width].detach(), value[:, :, width:]], 2),
-                    attention_mask[..., width:, :])
-    return torch.cat([clean, copies], 2).transpose(1, 2).contiguous(), None
-
-
-def _register_split_attention() -> None:
-    from transformers import AttentionInterface
-    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
-
-    AttentionInterface.register(SPLIT_ATTENTION, _split_attention)
-    ALL_MASK_ATTENTION_FUNCTIONS.register(SPLIT_ATTENTION, sdpa_mask)
 
 
 class Auxiliary:
@@ -153,7 +106,7 @@ class Auxiliary:
         self._install(base)
         self._attention: list[nn.Module] = []
         if self.span == "answer" and self.split_prompt:
-            _register_split_attention()
+            register_split_attention()
             self._attention = [m for m in base.modules()
                                if type(m).__name__.endswith("Attention")]
             self._original_attention = base.config._attn_implementation
