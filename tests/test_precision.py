@@ -84,6 +84,10 @@ def test_bf16_mixed_precision_trains_on_the_cpu_and_fp16_asks_for_a_gpu(tmp_path
               "--save-strategy", "no", "--no-progress"]
     res = runner.invoke(app, ["train", *common, "--bf16", "--output", str(tmp_path / "a")])
     assert res.exit_code == 0, res.output
+    # LfU's hooks capture gradients of bf16 activations (they once mixed dtypes there).
+    res = runner.invoke(app, ["train", *common, "--bf16", "--method", "lfu-lora",
+                              "--output", str(tmp_path / "lfu")])
+    assert res.exit_code == 0, res.output
     run = json.loads((tmp_path / "a" / "forgetkit_run.json").read_text())
     assert run["config"]["bf16"] and run["global_step"] == 2
     if not torch.cuda.is_available():

@@ -104,8 +104,9 @@ class LoRAAuxiliary(Auxiliary):
                 # backward is done; the layer's input is needed until it reaches this layer.
                 held = [inp[clean].detach()]
                 # dA = g_u^T x (A: r x in), dB = g_v^T u (B: out x r), clean tokens only.
+                # In float32: under mixed precision the gradient and the input differ.
                 out.register_hook(lambda g: self._accumulate(
-                    key, g[clean].flatten(0, -2).T @ held.pop().flatten(0, -2)))
+                    key, g[clean].flatten(0, -2).float().T @ held.pop().flatten(0, -2).float()))
             return out
         return hook
 
