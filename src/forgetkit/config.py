@@ -53,7 +53,8 @@ class RunOptions(Options):
     """What every training run has, whatever its method (``forgetkit train``)."""
 
     model: str = Field("smollm2-135m-instruct", description="model spec to fine-tune")
-    data: Path | None = Field(None, description="training QA file (.jsonl / .json)")
+    data: Path | None = Field(None, description="training data: .jsonl/.json/.parquet/.csv, "
+                              "a save_to_disk folder or hf:NAME[:CONFIG][@SPLIT]")
     method: str = Field("full", description="training method preset, e.g. full, lora")
     output: Path | None = Field(None, description="folder for the fine-tuned checkpoint")
     overwrite: bool = Field(False, description="replace an existing output folder")

@@ -23,8 +23,8 @@ class UnlearnConfig(TrainConfig):
 
     method: str = Field("kif", description="unlearning method: kif, ga, graddiff, npo, "
                         "npo-rt, idk")
-    forget: Path | None = Field(None, description="QA file of what to forget")
-    retain: Path | None = Field(None, description="QA file of what to keep")
+    forget: Path | None = Field(None, description="data of what to forget (any data source)")
+    retain: Path | None = Field(None, description="data of what to keep (any data source)")
     parameters: Literal["full", "lora"] | None = Field(
         None, description="which weights move (default: the method's; kif lora, others full)")
     adapter: bool = Field(False, description="write the LoRA adapter, not merged weights")
