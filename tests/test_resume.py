@@ -113,3 +113,31 @@ def test_a_fresh_run_clears_what_a_killed_run_left(stopped, qa_file):
     out = train(_config(qa_file, stopped, epochs=1))
     assert json.loads((out / RUN_FILE).read_text())["global_step"] == 2
     assert not work_dir(out).exists()
+
+
+def test_files_a_run_creates_do_not_make_its_resume_another_run(tmp_path):
+    from forgetkit.train.resume import run_definition
+    from forgetkit.train.run import defining_inputs
+    from forgetkit.unlearn.config import UnlearnConfig
+
+    forget = write_qa([QARecord("Who is Ada?", "A poet.", "Ada")], tmp_path / "f.jsonl")
+    retain = write_qa([QARecord("Who is Bo?", "A cook.", "Bo")], tmp_path / "r.jsonl")
+    config = UnlearnConfig(model=models.TINY, method="kif", forget=forget, retain=retain,
+                           output=tmp_path / "o", kif_signatures=tmp_path / "sig.safetensors")
+
+    def definition():
+        return run_definition(config.flat(), "kif", defining_inputs(config))
+
+    before = definition()
+    (tmp_path / "sig.safetensors").write_bytes(b"written by the run")
+    assert definition() == before
+
+
+def test_a_resume_is_refused_while_another_run_writes_the_checkpoints(stopped, qa_file):
+    import socket
+
+    from forgetkit.io import OWNER_FILE
+
+    (work_dir(stopped) / OWNER_FILE).write_text(f"{socket.gethostname()} 1\n")  # alive
+    with pytest.raises(ResumeError, match="another run is still writing"):
+        train(_config(qa_file, stopped, resume=True))

@@ -34,9 +34,8 @@ def _is_source(data: Data) -> bool:
 
 
 @contextmanager
-def _as_files(**sets: Data) -> Iterator[dict[str, Any]]:
+def _as_files(fields: Any, **sets: Data) -> Iterator[dict[str, Any]]:
     """Data sources as they are; in-memory data as temporary JSON Lines files."""
-    from forgetkit.data.formats import Fields
     from forgetkit.data.records import write_qa
     from forgetkit.train.external import records_of
 
@@ -44,8 +43,15 @@ def _as_files(**sets: Data) -> Iterator[dict[str, Any]]:
         out = {}
         for name, data in sets.items():
             out[name] = data if _is_source(data) else write_qa(
-                records_of(data, Fields()), Path(tmp) / f"{name}.jsonl")
+                records_of(data, fields), Path(tmp) / f"{name}.jsonl")
         yield out
+
+
+def _fields(options: dict[str, Any]) -> Any:
+    from forgetkit.data.formats import Fields
+
+    return Fields(options.get("question_field", "question"),
+                  options.get("answer_field", "answer"), options.get("subject_field", "subject"))
 
 
 def _loaded(model: Any, tokenizer: Any) -> tuple[str | None, tuple | None]:
@@ -71,7 +77,7 @@ def train(config: Any = None, /, *, model: Any = None, tokenizer: Any = None,
     from forgetkit.train.run import train as run_train
 
     spec, loaded = _loaded(model, tokenizer)
-    with _as_files(data=data) as files:
+    with _as_files(_fields(options), data=data) as files:
         if config is None:
             given = {k: v for k, v in (("model", spec), ("data", files["data"]))
                      if v is not None}
@@ -88,7 +94,7 @@ def unlearn(config: Any = None, /, *, model: Any = None, tokenizer: Any = None,
     from forgetkit.unlearn.run import unlearn as run_unlearn
 
     spec, loaded = _loaded(model, tokenizer)
-    with _as_files(forget=forget, retain=retain) as files:
+    with _as_files(_fields(options), forget=forget, retain=retain) as files:
         if config is None:
             given = {k: v for k, v in (("model", spec), ("forget", files["forget"]),
                                        ("retain", files["retain"])) if v is not None}

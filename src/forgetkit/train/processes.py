@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -48,7 +49,8 @@ def once_across_processes(name: str, output: Path | None, compute: Callable[[], 
     if not dist.is_initialized():  # the Trainer's accelerate state adopts this group later
         if torch.cuda.is_available():
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo",
+                                timeout=timedelta(seconds=1800))  # the Trainer's ddp_timeout
     path = work_dir(Path(output)) / f"setup-{name}.pt"
     value: Any = None
     if is_main_process():
@@ -59,7 +61,8 @@ def once_across_processes(name: str, output: Path | None, compute: Callable[[], 
         tmp.replace(path)
     dist.barrier()
     if not is_main_process():
-        value = torch.load(path, weights_only=False)  # written by this run's first process
+        # Written by this run's first process; read onto the CPU, as it was computed there.
+        value = torch.load(path, map_location="cpu", weights_only=False)
     dist.barrier()  # nobody removes the file while another still reads it
     if notes is not None:
         notes.setdefault("shared_setup", {})[name] = (

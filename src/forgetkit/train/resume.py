@@ -35,6 +35,10 @@ class SkippedCheckpointWarning(ForgetkitWarning):
     """``--resume`` passed over checkpoints that a kill or a full disk cut short."""
 
 
+class ClearedCheckpointsWarning(ForgetkitWarning):
+    """A new run removed what an interrupted run of the same output had left."""
+
+
 class ResumeError(UserError):
     """``--resume`` was asked of checkpoints that belong to another run, or that are unusable."""
 
@@ -85,9 +89,18 @@ def start_fresh(checkpoints: Path, definition: Mapping[str, Any]) -> None:
     if checkpoints.exists():
         owner = checkpoints / OWNER_FILE
         mine = owner.is_file() and owner.read_text() == _owner()  # an earlier call, ended
-        if owner.is_file() and not mine and writer_alive(checkpoints):
-            raise UserError(f"{checkpoints}: another run for this output is still writing "
-                            "checkpoints there; wait for it, or choose another output")
+        if not mine and writer_alive(checkpoints):
+            if owner.is_file():
+                raise UserError(f"{checkpoints}: another run for this output is still "
+                                "writing checkpoints there; wait for it, or choose another "
+                                "output")
+            raise UserError(f"{checkpoints}: checkpoints left less than a day ago by a run "
+                            "that does not say whether it is still going; continue it with "
+                            "--resume, or delete the folder to start again")
+        if not mine and any(checkpoints.glob("checkpoint-*")):
+            warnings.warn(f"removed the checkpoints of an earlier, interrupted run of this "
+                          f"output ({checkpoints}); to continue such a run, pass --resume",
+                          ClearedCheckpointsWarning, stacklevel=2)
         shutil.rmtree(checkpoints)
     checkpoints.mkdir(parents=True)
     (checkpoints / OWNER_FILE).write_text(_owner())
@@ -167,6 +180,10 @@ def resume_point(checkpoints: Path, definition: Mapping[str, Any]) -> Path:
         raise ResumeError(f"--resume: {checkpoints} does not say which run made its checkpoints "
                           f"(no readable {DEFINITION_FILE}), so resuming could mix two runs; "
                           "start again without --resume (with --overwrite)") from None
+    owner = checkpoints / OWNER_FILE
+    if owner.is_file() and owner.read_text() != _owner() and writer_alive(checkpoints):
+        raise ResumeError(f"--resume: another run is still writing {checkpoints}; wait for it "
+                          "to end (or stop it) before resuming")
     differences = _differences(saved, definition)
     if differences:
         raise ResumeError("--resume: the checkpoints in " f"{checkpoints} belong to a run with "

@@ -100,6 +100,13 @@ def run_inputs(config: TrainConfig) -> dict[str, Any]:
             "KIF signatures": options.get("kif_signatures")}
 
 
+def defining_inputs(config: TrainConfig) -> dict[str, Any]:
+    """The inputs whose content defines a run. The KL cache and KIF's signatures check their
+    own fingerprints, and a run may create them, so they are not among them."""
+    return {what: path for what, path in run_inputs(config).items()
+            if what not in ("KL cache", "KIF signatures")}
+
+
 def training_device(config: TrainConfig) -> torch.device:
     """Where this process trains: the CPU, or its GPU (``LOCAL_RANK`` under a launcher)."""
     device = models.resolve_device(config.device)
@@ -162,13 +169,18 @@ def prepare_run(config: TrainConfig, method: Method | None = None,
     """
     method = method or get_method(config.method)
     records = read_qa(config.data, Fields.of(config))
-    options = models.LoadOptions.of(config)
-    options = models.LoadOptions(**{**options.__dict__, "device": str(training_device(config))})
+    # Loaded on the CPU: the set-up passes (SEAT's cache, EWC's Fisher...) run there, and
+    # the Trainer moves the model to the training device.
+    options = models.LoadOptions(**{**models.LoadOptions.of(config).__dict__, "device": "cpu"})
     if loaded is not None:
         model, tokenizer = loaded
-        model.to(training_device(config))
+        model.to("cpu")
     else:
         model, tokenizer = models.load(config.model, seed=config.seed, options=options)
+    if config.fp16 and next(model.parameters()).dtype == torch.float16:
+        raise UserError("--fp16 mixed precision needs float32 weights to scale gradients, "
+                        "and this model loaded in float16: add --dtype float32 (and "
+                        "--save-dtype float16 to save it as it came)")
     return compose(config, method, model, tokenizer, records)
 
 
@@ -214,9 +226,7 @@ def train(config: TrainConfig, extra_terms: list | None = None,
     method = method or get_method(config.method)
     lr = config.learning_rate or method.default_learning_rate
     checkpoints = work_dir(output)
-    # The KL cache checks its own fingerprint, and a run may create it: not compared here.
-    inputs = {what: path for what, path in run_inputs(config).items() if what != "KL cache"}
-    definition = run_definition(config.flat(), method.name, inputs)
+    definition = run_definition(config.flat(), method.name, defining_inputs(config))
     # Checked before the model loads: a refused resume costs nothing.
     last = resume_point(checkpoints, definition) if config.resume else None
     if not config.resume and is_main_process():
