@@ -74,5 +74,7 @@ def test_a_hub_that_accepts_but_never_answers_times_out_with_a_clear_error(monke
         with pytest.raises(ModelLoadError, match=r"did not answer within 1 s .*"
                            r"FORGETKIT_HUB_TIMEOUT"):
             models.load("someorg/somemodel")
+        with pytest.raises(ModelLoadError, match=r"did not answer within 1 s"):
+            models.load_tokenizer("someorg/somemodel")  # the tokenizer alone too
     finally:
         server.close()

@@ -88,4 +88,18 @@ def load_hub(repo_id: str, kwargs: dict[str, object]
     return model, tok
 
 
-__all__ = ["hub_timeout", "load_hub", "probe_hub"]
+def load_hub_tokenizer(repo_id: str) -> PreTrainedTokenizerBase:
+    """The tokenizer of a hub model: the local cache first, then the hub, probed first."""
+    try:
+        return AutoTokenizer.from_pretrained(repo_id, local_files_only=True)
+    except OSError:
+        pass
+    probe_hub(repo_id)
+    try:
+        return AutoTokenizer.from_pretrained(repo_id)
+    except OSError as err:
+        raise ModelLoadError(f"'{repo_id}': could not load its tokenizer from the hub: "
+                             f"{err}") from err
+
+
+__all__ = ["hub_timeout", "load_hub", "load_hub_tokenizer", "probe_hub"]

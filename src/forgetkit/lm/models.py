@@ -34,7 +34,7 @@ from transformers import (
 )
 
 from forgetkit.io import atomic_output_dir
-from forgetkit.lm.hub import load_hub
+from forgetkit.lm.hub import load_hub, load_hub_tokenizer
 from forgetkit.lm.loading import (
     BUNDLED,
     DTYPES,
@@ -238,7 +238,7 @@ def load_tokenizer(spec: str) -> PreTrainedTokenizerBase:
         return _finish_tokenizer(AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name))
     if where.kind == "folder":
         return _finish_tokenizer(AutoTokenizer.from_pretrained(where.location))
-    return _finish_tokenizer(AutoTokenizer.from_pretrained(where.location))
+    return _finish_tokenizer(load_hub_tokenizer(where.location))
 
 
 _PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
