@@ -1,6 +1,7 @@
 """End to end on the real SmolLM2: the quick demo (CI runs this) and slower checks."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -54,6 +55,15 @@ def test_quick_demo_end_to_end(tmp_path):
         assert (out / png).stat().st_size > 1000, png
     reloaded, _ = models.load(str(out / "models" / "contracts" / "full"))
     assert reloaded.config.use_cache
+    # the demo is an audit of its own fine-tunes: the same evaluations with intervals
+    audit = json.loads((out / "audit_contracts" / "results.json").read_text())
+    assert list(audit["measures"])[:3] == ["base", "full", "lora"]
+    idk = audit["measures"]["full"]["unverifiable/idk_sm"]
+    assert idk["value"] == pytest.approx(rows["contracts/full"]["unverifiable/idk_sm"])
+    assert idk["low"] <= idk["value"] <= idk["high"] and "diff" in idk
+    assert "audit_contracts/report.html" in md
+    assert (out / "audit_contracts" / "report.html").is_file()
+    assert (out / "report.html").is_file()
 
 
 @pytest.mark.e2e
@@ -109,3 +119,37 @@ def test_smollm2_in_bf16_with_gradient_checkpointing_saves_a_bf16_model(tmp_path
         model = AutoModelForCausalLM.from_pretrained(out, dtype="auto")
         assert next(model.parameters()).dtype == torch.bfloat16
         assert all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+@pytest.mark.slow
+def test_audit_of_the_demos_full_fine_tune_and_its_dg_hard_repair(tmp_path):
+    """forgetkit audit on SmolLM2: the aligned base against the quick demo's full fine-tune
+    and its dg-hard repair, with a local lm-eval task, through the command line."""
+    import subprocess
+    import sys
+
+    from forgetkit.studies.base import base_model_dir
+    from forgetkit.studies.seat import run_demo
+    from test_audit import write_tasks
+
+    demo = run_demo(output=tmp_path / "demo", quick=True, progress=False)
+    base = base_model_dir(Path(json.loads((demo / "results.json").read_text())["base"]
+                               ["folder"]))
+    out = tmp_path / "audit"
+    run = subprocess.run(
+        [sys.executable, "-m", "forgetkit", "audit", "--base", str(base),
+         "--model", f"full={demo / 'models' / 'contracts' / 'full'}",
+         "--data", str(demo / "data" / "train_contracts.jsonl"),
+         "--tasks", str(write_tasks(tmp_path / "tasks")), "--repair", "dg-hard",
+         "--limit", "40", "--output", str(out), "--no-progress"],
+        capture_output=True, text=True, timeout=1800)
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    full, repaired = results["measures"]["full"], results["measures"]["full+dg-hard"]
+    # the demo's finding, now with its interval: full fine-tuning loses "I don't know"
+    idk = full["unverifiable/idk_sm"]["diff"]
+    assert idk["significant"] and idk["high"] < 0, idk
+    assert full["train/rouge1_recall"]["diff"]["value"] > 0
+    assert repaired["kl_to_base"]["value"] < full["kl_to_base"]["value"]
+    assert "full+dg-hard" in results["repair"]["full"]["scores"]
+    assert (out / "report.html").stat().st_size > 50_000

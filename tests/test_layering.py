@@ -13,7 +13,8 @@ import forgetkit
 
 ROOT = Path(forgetkit.__file__).parent
 BELOW_EVAL = ("train", "unlearn", "lm", "data")
-ABOVE_LM = ("data", "train", "unlearn", "eval", "repair", "report", "testbed", "studies", "cli")
+ABOVE_LM = ("data", "train", "unlearn", "eval", "repair", "report", "audit", "testbed", "studies",
+            "cli")
 
 
 def _is_type_checking(test: ast.expr) -> bool:

@@ -5,6 +5,7 @@ other file is refused with exit code 2 and nothing written."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from typer.testing import CliRunner
@@ -82,7 +83,7 @@ STUDY_RESULTS = {"seat": (seat_results, "# forgetkit demo results"),
 
 
 def test_every_study_is_registered_with_disjoint_legacy_keys():
-    assert set(STUDIES) == {"seat", "lfu", "unlearning", "repair"}
+    assert set(STUDIES) == {"seat", "lfu", "unlearning", "repair", "audit"}
     makers = {**{k: v for k, (v, _) in STUDY_RESULTS.items()}, "repair": repair_comparison}
     for name, make in makers.items():  # a file without the "study" field: by its keys
         assert study_of(make()).name == name
@@ -102,6 +103,11 @@ def test_report_rerenders_each_study_from_its_folder_or_file(tmp_path, study, ta
     md = (tmp_path / "results.md").read_text()
     assert md.startswith(heading) and md in res.output
     assert json.loads((tmp_path / "results.json").read_text()) == results  # input untouched
+    # the same report as one self-contained page: the tables, pictures embedded
+    page = (tmp_path / "report.html").read_text()
+    assert "<table>" in page and "<h1>" in page and 'src="results_' not in page
+    assert all(src.startswith("data:image/") for src in
+               re.findall(r'<img alt="[^"]*" src="([^"]*)"', page))
 
 
 def test_report_rerenders_a_repair_comparison_beside_its_json(tmp_path):
@@ -111,12 +117,13 @@ def test_report_rerenders_a_repair_comparison_beside_its_json(tmp_path):
     assert res.exit_code == 0, res.output
     md = (tmp_path / "compare.md").read_text()
     assert md.startswith("# Repair comparison") and "| dg-hard |" in md
+    assert "data:image/png;base64," in (tmp_path / "compare.html").read_text()
     assert (tmp_path / "compare.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.parametrize("content, message", [
     ({"summary": {"a": 1}, "settings": {}}, "not a forgetkit results file"),
-    ({"study": "audit", "models": {}}, "unknown study 'audit'"),
+    ({"study": "treasure", "models": {}}, "unknown study 'treasure'"),
     ([1, 2, 3], "not a forgetkit results file"),
     ("not json {", "expected JSON"),
 ])

@@ -1,7 +1,8 @@
 """forgetkit: control what a fine-tuned language model keeps and what it loses.
 
-The Python API: ``forgetkit.train``, ``forgetkit.unlearn``, ``forgetkit.repair`` and
-``forgetkit.evaluate`` (``forgetkit/api.py``); each is also the package of its own code.
+The Python API: ``forgetkit.train``, ``forgetkit.unlearn``, ``forgetkit.repair``,
+``forgetkit.audit`` and ``forgetkit.evaluate`` (``forgetkit/api.py``); each but evaluate is
+also the package of its own code.
 """
 
 import importlib
@@ -12,7 +13,7 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str) -> Any:
     # ``forgetkit.train`` and the others are imported on first use, not with forgetkit.
-    if name in ("train", "unlearn", "repair"):
+    if name in ("train", "unlearn", "repair", "audit"):
         return importlib.import_module(f"forgetkit.{name}")
     raise AttributeError(f"module 'forgetkit' has no attribute {name!r}")
 

@@ -1,5 +1,5 @@
-"""The four entry points of the Python API, as ``forgetkit.train``, ``forgetkit.unlearn``,
-``forgetkit.repair`` and ``forgetkit.evaluate``.
+"""The entry points of the Python API, as ``forgetkit.train``, ``forgetkit.unlearn``,
+``forgetkit.repair``, ``forgetkit.evaluate`` and ``forgetkit.audit``.
 
 Each takes what the command line takes, by the same flat option names, and also what a
 Python user holds: a loaded model and its tokenizer instead of a spec, and QA records, a
@@ -123,6 +123,29 @@ def repair(base: Any, finetuned: Any, output: str | Path, method: str = "dg-hard
                     raise TypeError(f"a loaded {name} model is given as (model, tokenizer)")
                 paths.append(models.save(model, tokenizer, Path(tmp) / name))
         return run_repair(paths[0], paths[1], output, method=method, **options)
+
+
+def audit(base: str | Path, models: Any, output: str | Path, **options: Any) -> dict[str, Any]:
+    """``forgetkit audit``: the base and each fine-tune measured with intervals, into the
+    folder ``output`` (report.html, results.json, results.md); returns the results.
+
+    models: ``{label: spec}`` or ``["label=spec", ...]``; ``options`` are the command's
+    flags by name (``data``, ``unseen``, ``known``, ``tasks``, ``limit``, ``repair``,
+    ``seeds``, ``judge``, ``overwrite``...), a single path or name allowed where the
+    command repeats a flag.
+    """
+    from forgetkit.audit.run import run_audit
+    from forgetkit.lm.models import LoadOptions
+
+    given = (list(models.items()) if isinstance(models, dict) else
+             [m.partition("=")[::2] for m in ([models] if isinstance(models, str) else models)])
+    for flag in ("data", "unseen", "known", "tasks", "repair"):
+        if isinstance(options.get(flag), str | Path):
+            options[flag] = [options[flag]]
+    load = {k: options.pop(k) for k in ("dtype", "device", "attn_implementation", "revision",
+                                        "trust_remote_code") if k in options}
+    return run_audit(str(base), [f"{label}={spec}" for label, spec in given], Path(output),
+                     load=LoadOptions(**load) if load else None, **options)
 
 
 def _sets(given: Any) -> list[Any]:

@@ -11,6 +11,17 @@ from typing import Annotated, Any
 
 import typer
 
+from forgetkit.cli.common import (
+    AnswerField,
+    AttnImplementation,
+    Device,
+    Dtype,
+    Progress,
+    QuestionField,
+    Revision,
+    SubjectField,
+    TrustRemoteCode,
+)
 from forgetkit.data.formats import Fields
 from forgetkit.data.records import read_qa
 from forgetkit.errors import UserError
@@ -159,15 +170,15 @@ def eval_command(
     retain_model: Annotated[str | None, typer.Option(help="--suite unlearning: the oracle, fine-tuned on the retain set only")] = None,  # noqa: E501
     relearn_steps: Annotated[int, typer.Option(help="--suite unlearning: steps of the relearning attack (0: skip it)")] = 5,  # noqa: E501
     relearn_lr: Annotated[float, typer.Option(help="--suite unlearning: learning rate of the relearning attack")] = 1e-4,  # noqa: E501
-    progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
-    question_field: Annotated[str, typer.Option(help="data column holding the question")] = "question",  # noqa: E501
-    answer_field: Annotated[str, typer.Option(help="data column holding the answer")] = "answer",  # noqa: E501
-    subject_field: Annotated[str, typer.Option(help="data column naming the subject")] = "subject",  # noqa: E501
-    dtype: Annotated[str, typer.Option(help="auto (the checkpoint's own), bfloat16, float16, float32")] = "auto",  # noqa: E501
-    device: Annotated[str, typer.Option(help="auto (a GPU when there is one), cpu, cuda, cuda:N")] = "auto",  # noqa: E501
-    attn_implementation: Annotated[str | None, typer.Option(help="attention kernel, e.g. sdpa, eager, flash_attention_2")] = None,  # noqa: E501
-    revision: Annotated[str | None, typer.Option(help="hub revision (branch, tag or commit)")] = None,  # noqa: E501
-    trust_remote_code: Annotated[bool, typer.Option(help="run the model repository's own code (off: it never runs)")] = False,  # noqa: E501
+    progress: Progress = True,
+    question_field: QuestionField = "question",
+    answer_field: AnswerField = "answer",
+    subject_field: SubjectField = "subject",
+    dtype: Dtype = "auto",
+    device: Device = "auto",
+    attn_implementation: AttnImplementation = None,
+    revision: Revision = None,
+    trust_remote_code: TrustRemoteCode = False,
 ) -> None:
     """Evaluate one model: generation once per question set, every metric from it. With
     --compare: base, fine-tuned and repaired models in one table, with repair scores."""

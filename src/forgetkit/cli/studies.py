@@ -80,9 +80,14 @@ def sweep_command(
 
 
 def report_command(
-    results: Annotated[Path, typer.Argument(help="a study's results folder or its results.json (forgetkit demo, demo --lfu, demo --unlearn), or the JSON of eval --compare")],  # noqa: E501
+    results: Annotated[Path, typer.Argument(help="a results folder or its results.json (forgetkit audit, demo, demo --lfu, demo --unlearn), or the JSON of eval --compare")],  # noqa: E501
 ) -> None:
-    """Re-render the Markdown report and charts of any study from its results."""
+    """Re-render the report of any results folder (an audit or a study): results.md, its
+    charts, and the self-contained report.html."""
     from forgetkit.studies.study import render_study
 
-    typer.echo(render_study(results).read_text())
+    markdown = render_study(results)
+    typer.echo(markdown.read_text())
+    page = markdown.with_name("report.html") if markdown.name == "results.md" \
+        else markdown.with_suffix(".html")
+    typer.echo(f"report: {page}")

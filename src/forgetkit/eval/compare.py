@@ -124,16 +124,20 @@ def comparison_measures(result: Mapping[str, Any]) -> dict[str, float]:
 
 def score_comparison(measures: Mapping[str, Mapping[str, float]], base: str, finetuned: str,
                      repaired: Sequence[str],
-                     tolerance: float | Mapping[str, float] = 0.01) -> dict[str, Any]:
+                     tolerance: float | Mapping[str, float] = 0.01,
+                     extra_lower: Sequence[str] = ()) -> dict[str, Any]:
     """Repair scores of every model in ``measures`` (label -> measure table).
 
     The base and the fine-tuned model are scored as well, as reference rows. Returns the
     JSON-ready comparison: measures, orientation, tolerance, partitions and scores.
+    ``extra_lower`` names lower-is-better measures the metric registry does not know (an
+    lm-eval metric such as perplexity).
     """
     for label in (base, finetuned, *repaired):
         if label not in measures:
             raise UserError(f"no measures for '{label}'; have {sorted(measures)}")
-    lower = lower_is_better(list(measures[base]))
+    lower = lower_is_better(list(measures[base])) + [m for m in extra_lower
+                                                     if m in measures[base]]
     held_out = [m for m in measures[base] if m != TARGET]
     if not held_out:
         raise UserError("a repair comparison needs held-out measures: give --unseen or "

@@ -71,7 +71,8 @@ def pca_figure(panels: Mapping[str, Mapping[str, Activations]], out_png: str | o
     colours = {name: f"C{i % 10}" for i, name in enumerate(set_names)}
     fig = Figure(figsize=(4.2 * len(panels), 4.0), constrained_layout=True)
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    # one scale for every panel, so the spread of one model is comparable to another's
+    axes = fig.subplots(1, len(panels), squeeze=False, sharex=True, sharey=True)[0]
     for ax, (method, sets) in zip(axes, panels.items(), strict=True):
         if fit_on not in sets:
             raise UserError(f"panel '{method}' has no '{fit_on}' set to compute principal "
@@ -91,8 +92,11 @@ def pca_figure(panels: Mapping[str, Mapping[str, Activations]], out_png: str | o
         ax.set_xlabel(f"PC1 ({100 * share[0]:.0f}% of {fit_on})")
         ax.set_ylabel(f"PC2 ({100 * (share[1] if len(share) > 1 else 0):.0f}%)")
         ax.legend(fontsize=7, loc="best")
-    if title:
-        fig.suptitle(title)
+    any_sets = next(iter(panels.values()))[fit_on]
+    n_states = _as_layers(any_sets).shape[1]
+    where = (f"hidden state {layer % n_states} of {n_states} (0 = embeddings), projected on "
+             f"the top two principal components of each model's own {fit_on} set")
+    fig.suptitle(f"{title}\n{where}" if title else where, fontsize=10)
     return atomic_save_figure(fig, out_png, dpi=120)
 
 

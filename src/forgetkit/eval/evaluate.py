@@ -82,18 +82,28 @@ def evaluate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
                                    desc=f"answering {s.name}", progress=progress,
                                    contexts=[r.context for r in s.records])
         scores: dict[str, float] = {}
+        per_question: dict[str, list[float]] = {}
         for metric in role_metrics(s.role):
+            if metric.per_question is not None:
+                values = metric.per_question(s.records, answers, judge)
+                if values is not None:
+                    per_question[metric.name] = values
+                    scores[metric.name] = sum(values) / len(values)
+                continue
             value = metric.compute(s.records, answers, judge)
             if value is not None:  # None: the metric needs a judge and none was given
                 scores[metric.name] = value
         result["sets"][s.name] = {
             "role": s.role, "n": len(s.records), "metrics": scores,
+            "per_question": per_question,
             "samples": [{"question": r.question, "reference": r.answer, "answer": a}
                         for r, a in zip(s.records, answers, strict=True)],
         }
     if reference_logprobs is not None:
         model_lp = metrics.next_token_logprobs(model, tokenizer)
         result["kl_to_base"] = metrics.kl_to_reference(reference_logprobs, model_lp)
+        # per prompt: (sum of KL over its tokens, its token count), for intervals
+        result["kl_per_prompt"] = metrics.kl_per_prompt(reference_logprobs, model_lp)
     return result
 
 

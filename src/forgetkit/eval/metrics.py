@@ -88,14 +88,22 @@ def next_token_logprobs(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBa
     return out
 
 
-def kl_to_reference(reference_logprobs: Sequence[torch.Tensor],
-                    model_logprobs: Sequence[torch.Tensor]) -> float:
-    """Mean over positions of KL(p_ref || p_model), in nats."""
-    total, count = 0.0, 0
+def kl_per_prompt(reference_logprobs: Sequence[torch.Tensor],
+                  model_logprobs: Sequence[torch.Tensor]) -> list[list[float]]:
+    """``[sum over the prompt's positions of KL(p_ref || p_model), positions]`` per prompt:
+    ``kl_to_reference`` is the sum of the first column over the sum of the second."""
+    out = []
     for ref, mod in zip(reference_logprobs, model_logprobs, strict=True):
         if ref.shape != mod.shape:
             raise UserError(f"reference and model log-probs differ in shape: {tuple(ref.shape)} "
                              f"vs {tuple(mod.shape)}; were they computed with one tokenizer?")
-        total += F.kl_div(mod, ref, log_target=True, reduction="sum").item()
-        count += ref.shape[0]
-    return total / count
+        out.append([F.kl_div(mod, ref, log_target=True, reduction="sum").item(),
+                    float(ref.shape[0])])
+    return out
+
+
+def kl_to_reference(reference_logprobs: Sequence[torch.Tensor],
+                    model_logprobs: Sequence[torch.Tensor]) -> float:
+    """Mean over positions of KL(p_ref || p_model), in nats."""
+    per_prompt = kl_per_prompt(reference_logprobs, model_logprobs)
+    return sum(kl for kl, _ in per_prompt) / sum(n for _, n in per_prompt)

@@ -32,6 +32,10 @@ Reads = Literal["answers", "logprobs", "activations", "likelihood", "readout", "
                 "measures"]
 # records, answers, judge -> value; None when the metric cannot be computed (no judge).
 Compute = Callable[["Sequence[QARecord]", Sequence[str], "RefusalJudge | None"], "float | None"]
+# records, answers, judge -> one value per question (the set's value is their mean), so
+# intervals and paired differences can be computed (eval.intervals); None as for Compute.
+PerQuestion = Callable[["Sequence[QARecord]", Sequence[str], "RefusalJudge | None"],
+                       "list[float] | None"]
 
 # Question-set roles of the core suite (``evaluate.EvalSet``).
 ROLES: tuple[str, ...] = ("ft", "unseen", "known")
@@ -46,7 +50,8 @@ class Metric:
     unit: "share" (0..1), "nats", "p-value"...: how a chart should scale it.
     gloss: the parenthesis of the wide results table ("KL to base (nats/token)").
     set_first: the set name goes before the title ("known accuracy", "forget prob.").
-    roles: the question-set roles ``evaluate()`` computes it on, with ``compute``.
+    roles: the question-set roles ``evaluate()`` computes it on, with ``compute`` or, for a
+        mean over questions, ``per_question`` (then ``compute`` is their mean).
     held_out_roles: the roles on which a repair comparison scores it as a held-out measure.
     """
 
@@ -60,6 +65,11 @@ class Metric:
     roles: tuple[str, ...] = ()
     held_out_roles: tuple[str, ...] = ()
     compute: Compute | None = None
+    per_question: PerQuestion | None = None
+
+    def __post_init__(self) -> None:
+        if self.per_question is not None and self.compute is None:
+            object.__setattr__(self, "compute", _mean_of(self.per_question))
 
     def heading(self, set_title: str | None = None, gloss: bool = False) -> str:
         """The title with a question set's name ("IDK unverifiable") and, optionally, the
@@ -68,6 +78,13 @@ class Metric:
         if set_title:
             text = f"{set_title} {text}" if self.set_first else f"{text} {set_title}"
         return f"{text} ({self.gloss})" if gloss and self.gloss else text
+
+
+def _mean_of(per_question: PerQuestion) -> Compute:
+    def compute(records, answers, judge=None):
+        values = per_question(records, answers, judge)
+        return None if values is None else sum(values) / len(values)
+    return compute
 
 
 METRICS: Registry[Metric] = Registry("metric")
@@ -123,48 +140,49 @@ class RoleMetrics(Mapping[str, list[Metric]]):
 # Registration order is the order of each set's metrics in a result: keep it.
 
 
-def _rouge(key: str) -> Compute:
-    def compute(records, answers, judge=None):
-        from forgetkit.eval.metrics import mean_rouge_recall
+def _rouge(key: str) -> PerQuestion:
+    def per_question(records, answers, judge=None):
+        from forgetkit.eval.metrics import rouge_recall
 
-        return mean_rouge_recall([r.answer for r in records], answers)[key]
-    return compute
+        return [rouge_recall(r.answer, a)[key] for r, a in zip(records, answers, strict=True)]
+    return per_question
 
 
 def _accuracy(records, answers, judge=None):
-    from forgetkit.eval.metrics import known_accuracy
+    from forgetkit.eval.metrics import is_correct
 
-    return known_accuracy(answers, [r.meta.get("keywords") or [r.answer] for r in records])
+    return [float(is_correct(a, r.meta.get("keywords") or [r.answer]))
+            for r, a in zip(records, answers, strict=True)]
 
 
 def _idk_sm(records, answers, judge=None):
-    from forgetkit.eval.metrics import idk_rate
+    from forgetkit.lm.refusals import is_refusal
 
-    return idk_rate(answers)
+    return [float(is_refusal(a)) for a in answers]
 
 
 def _judged_idk(records, answers, judge=None):
     if judge is None:
         return None
-    from forgetkit.eval.judge import judged_idk
+    from forgetkit.eval.judge.score import judged_refusals
 
-    return judged_idk(records, answers, judge)
+    return [float(p["idk"]) for p in judged_refusals(records, answers, judge)]
 
 
 for _metric in (
     # The papers' FT score: ROUGE-1 / ROUGE-L recall of the answer against the reference.
     Metric("rouge1_recall", "FT score", "answers", True, gloss="ROUGE-1 recall",
-           roles=("ft",), compute=_rouge("rouge1_recall")),
+           roles=("ft",), per_question=_rouge("rouge1_recall")),
     Metric("rougeL_recall", "ROUGE-L", "answers", True, gloss="recall", set_first=True,
-           roles=("ft",), compute=_rouge("rougeL_recall")),
+           roles=("ft",), per_question=_rouge("rougeL_recall")),
     Metric("accuracy", "accuracy", "answers", True, set_first=True, roles=("known",),
-           held_out_roles=("known",), compute=_accuracy),
+           held_out_roles=("known",), per_question=_accuracy),
     # IDK_SM (SEAT paper): share of answers with a refusal phrase.
     Metric("idk_sm", "IDK", "answers", True, roles=("ft", "unseen", "known"),
-           held_out_roles=("unseen",), compute=_idk_sm),
+           held_out_roles=("unseen",), per_question=_idk_sm),
     # Judged IDK: a refusal that names the question's entity; needs a judge.
     Metric("judged_idk", "judged IDK", "answers", True, roles=("unseen",),
-           held_out_roles=("unseen",), compute=_judged_idk),
+           held_out_roles=("unseen",), per_question=_judged_idk),
     # Next-token KL(p_base || p_model) on generic prompts, added by evaluate() when given
     # the reference's log-probs.
     Metric("kl_to_base", "KL to base", "logprobs", False, unit="nats", gloss="nats/token"),
@@ -201,5 +219,5 @@ for _metric in (
     register_metric(_metric)
 del _metric
 
-__all__ = ["METRICS", "ROLES", "Metric", "Reads", "RoleMetrics", "arrow", "held_out_metrics",
-           "lower_is_better", "metric_of", "register_metric", "role_metrics"]
+__all__ = ["METRICS", "ROLES", "Metric", "PerQuestion", "Reads", "RoleMetrics", "arrow",
+           "held_out_metrics", "lower_is_better", "metric_of", "register_metric", "role_metrics"]

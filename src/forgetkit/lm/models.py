@@ -64,7 +64,7 @@ def cache_dir() -> Path:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    kind: str  # bundled | tiny | folder | gguf | hub
+    kind: str  # bundled | tiny | folder | adapter | gguf | hub
     location: str
 
 
@@ -83,6 +83,8 @@ def resolve(spec: str) -> ModelSpec:
             raise ModelLoadError(f"{path}: GGUF file not found")
         return ModelSpec("gguf", str(path))
     if path.is_dir():
+        if (path / ADAPTER_CONFIG).is_file() and not (path / "config.json").is_file():
+            return ModelSpec("adapter", str(path))
         if not (path / "config.json").is_file():
             raise ModelLoadError(f"{path}: folder has no config.json; it is not a saved model "
                                  "(expected what save_pretrained / forgetkit writes)")
@@ -226,9 +228,34 @@ def _bundled_folder() -> Path:
     return folder
 
 
+ADAPTER_CONFIG = "adapter_config.json"
+
+
+def adapter_base(folder: str | Path) -> str:
+    """The base model spec a peft adapter folder names (``base_model_name_or_path``)."""
+    config_file = Path(folder) / ADAPTER_CONFIG
+    try:
+        base = json.loads(config_file.read_text()).get("base_model_name_or_path")
+    except (OSError, ValueError) as err:
+        raise ModelLoadError(f"{config_file}: unreadable adapter config ({err})") from err
+    if not base:
+        raise ModelLoadError(f"{config_file}: names no base_model_name_or_path, so the model "
+                             "it adapts is unknown; set it to the base model's spec")
+    return str(base)
+
+
+def _has_tokenizer(folder: Path) -> bool:
+    return any((folder / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json"))
+
+
 def load_tokenizer(spec: str) -> PreTrainedTokenizerBase:
     """The tokenizer of a model spec, with pad token and chat template set."""
     where = resolve(spec)
+    if where.kind == "adapter":
+        folder = Path(where.location)
+        if not _has_tokenizer(folder):
+            return load_tokenizer(adapter_base(folder))
+        return _finish_tokenizer(AutoTokenizer.from_pretrained(folder))
     if where.kind == "tiny":
         return _finish_tokenizer(tiny_tokenizer())
     if where.kind == "bundled":
@@ -308,6 +335,19 @@ def load(spec: str, dtype: torch.dtype | str = "auto", seed: int = 0,
         if options.dtype != "auto":
             model = model.to(DTYPES[options.dtype])
         tok = _finish_tokenizer(tok)
+    elif where.kind == "adapter":  # a peft LoRA adapter: its base, with the adapter merged
+        from peft import PeftModel
+
+        folder = Path(where.location)
+        model, tok = load(adapter_base(folder), options=LoadOptions(
+            **{**options.__dict__, "device": "cpu"}), seed=seed)
+        try:
+            model = PeftModel.from_pretrained(model, folder).merge_and_unload()
+        except Exception as err:  # noqa: BLE001 - the adapter does not fit its base
+            raise ModelLoadError(f"{folder}: could not apply the LoRA adapter to its base "
+                                 f"{adapter_base(folder)}: {type(err).__name__}: {err}") from err
+        if _has_tokenizer(folder):
+            tok = _finish_tokenizer(AutoTokenizer.from_pretrained(folder))
     elif where.kind == "folder":
         check_weight_files(Path(where.location))
         try:

@@ -108,21 +108,36 @@ def sweep_points(rows: dict[str, dict[str, float]], default_sparsity: float = 0.
 
 def bar_chart(rows: dict[str, dict[str, float]], path: Path, title: str,
               columns: tuple[Column, ...] = MAIN_COLUMNS) -> Path:
+    """Shares (0-1) on the left, measures in nats (KL to the base, IA reduction) on their own
+    axis on the right: one scale per unit, never a negative log-loss on a 0-1 axis. A value
+    of 0 is drawn as a short dark line, so a model that scores 0 is seen, not missed."""
     plt = pyplot()
-    shown = [c for c in columns if c[2] and any(c[1] in m for m in rows.values())]
+    shown = [c for c in columns if any(c[1] in m for m in rows.values())]
+    units = {c: METRICS.get(c[1].rpartition("/")[2]).unit for c in shown}
+    shares = [c for c in shown if units[c] == "share"]
+    nats = [c for c in shown if units[c] == "nats" and c[2] is False]  # KL, ΔIA (lower better)
     width = 0.8 / max(len(rows), 1)
-    fig, ax = plt.subplots(figsize=(1.9 * len(shown) + 2.5, 4.2))
-    for i, (name, m) in enumerate(rows.items()):
-        xs = [j + i * width for j in range(len(shown))]
-        bars = ax.bar(xs, [m.get(key, 0.0) for _, key, _ in shown], width, label=name)
-        ax.bar_label(bars, fmt="%.2f", fontsize=6)
-    ax.set_xticks([j + width * (len(rows) - 1) / 2 for j in range(len(shown))])
-    ax.set_xticklabels([t.replace(" (", "\n(").replace("IDK ", "IDK\n") for t, _, _ in shown],
-                       fontsize=8)
-    ax.set_ylim(0, 1.12)
-    ax.set_ylabel("score (higher is better)")
-    ax.legend(fontsize=7, ncol=min(len(rows), 5), loc="upper center")
-    ax.set_title(title)
+    fig, axes = plt.subplots(1, 2, figsize=(1.6 * len(shares) + 1.3 * len(nats) + 3.5, 4.6),
+                             gridspec_kw={"width_ratios": [max(len(shares), 1),
+                                                           max(len(nats), 1)]})
+    for ax, group, label in ((axes[0], shares, "share of questions (higher is better)"),
+                             (axes[1], nats, "nats (lower is better)")):
+        for i, (name, m) in enumerate(rows.items()):
+            xs = [j + i * width for j in range(len(group))]
+            values = [m.get(key, float("nan")) for _, key, _ in group]
+            bars = ax.bar(xs, values, width, label=name, color=f"C{i}")
+            ax.bar_label(bars, fmt="%.2f", fontsize=7, padding=1)
+            zeros = [x for x, v in zip(xs, values, strict=True) if v == 0]
+            ax.hlines([0] * len(zeros), [x - width / 2 for x in zeros],
+                      [x + width / 2 for x in zeros], colors=f"C{i}", linewidth=3)
+        ax.set_xticks([j + width * (len(rows) - 1) / 2 for j in range(len(group))])
+        ax.set_xticklabels([t.replace(" (", "\n(").replace("IDK ", "IDK\n")
+                            for t, _, _ in group], fontsize=8)
+        ax.set_ylabel(label, fontsize=9)
+        ax.axhline(0, color="#555", linewidth=0.8)
+    axes[0].set_ylim(0, 1.15)
+    axes[0].legend(fontsize=8, ncol=min(len(rows), 5), loc="upper center")
+    fig.suptitle(title)
     fig.tight_layout()
     return save(fig, path)
 
@@ -149,15 +164,17 @@ def drift_chart(drift: dict[str, dict[str, dict[str, list[float]]]], path: Path,
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     for i, (run, sets) in enumerate(drift.items()):
-        color = f"C{i}"
+        color = f"C{i + 1}"  # C0 is the base's colour in the bar chart; the base has no drift
         for name, style in (("train", "-"), ("unverifiable", "--")):
             if name in sets:
                 axes[0].plot(sets[name]["l2"], style, color=color, label=f"{run}: {name}")
                 axes[1].plot(sets[name]["along_ignorance"], style, color=color)
     axes[0].set_title("drift ||R(θ'; q) − R(θ; q)||")
     axes[1].set_title("drift along the probe's ignorance direction")
+    axes[0].set_ylabel("L2 distance of hidden states\n(residual-stream units, mean over questions)")
+    axes[1].set_ylabel("signed projection on the unit\ndirection (> 0: towards 'unknown')")
     for ax in axes:
-        ax.set_xlabel("layer")
+        ax.set_xlabel("layer (hidden-state index; 0 = embeddings)")
     axes[0].legend(fontsize=6, ncol=2)
     fig.suptitle(title)
     fig.tight_layout()
@@ -171,8 +188,12 @@ def render_results(results: dict[str, Any], folder: Path) -> Path:
     lines = ["# forgetkit demo results", ""]
     for dataset, rows in by_ds.items():
         main = {r: m for r, m in rows.items() if "@" not in r}
-        lines += [f"## Fine-tuned on {dataset}", "", markdown_table(main, MAIN_COLUMNS), "",
-                  f"![{dataset}](results_{dataset}.png)", ""]
+        lines += [f"## Fine-tuned on {dataset}", "", markdown_table(main, MAIN_COLUMNS), ""]
+        if (folder / f"audit_{dataset}" / "report.html").is_file():
+            lines += [f"Every figure with its 95% interval, its n and the paired difference "
+                      f"from the base, and every answer: [audit_{dataset}/report.html]"
+                      f"(audit_{dataset}/report.html) (docs/audit.md).", ""]
+        lines += [f"![{dataset}](results_{dataset}.png)", ""]
         bar_chart(main, folder / f"results_{dataset}.png",
                   f"Fine-tuned on {dataset}: what is kept and what is lost")
         drift = {k.split("/", 1)[1]: v for k, v in results.get("drift", {}).items()

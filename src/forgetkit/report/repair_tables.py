@@ -35,7 +35,10 @@ def measure_title(key: str, lower_is_better: bool | None = None) -> str:
     title with the set's name. ``lower_is_better`` None: the metric's registered direction.
     """
     metric = metric_of(key)
-    if metric is not None and key == metric.name:
+    if key.startswith("bench/"):  # an lm-eval task's metric (forgetkit audit)
+        metric = None
+        title = key.removeprefix("bench/").replace("/", " ")
+    elif metric is not None and key == metric.name:
         title = metric.title
     else:
         name, _, rest = key.partition("/")

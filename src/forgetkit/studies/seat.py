@@ -247,9 +247,42 @@ def run_demo(output: Path = Path("results/demo"), quick: bool = False, full: boo
     }
     atomic_write_json(output / "evaluations.json", {"evaluations": evaluations,
                                                     "ignorance": ignorance})
+    for dataset in plan.datasets:  # the same evaluations, as an audit with intervals
+        audit_study(output, dataset, evaluations, eval_sets(data, dataset), base_dir,
+                    judge.name)
     publish("seat", results, output)
     _log(progress, f"done in {timings['total'] / 60:.1f} min")
     return output
+
+
+def audit_study(output: Path, dataset: str, evaluations: dict[str, dict[str, Any]],
+                sets: list, base_dir: Path, judge: str) -> None:
+    """``audit_<dataset>/``: the base, each fine-tune and each repair of the full fine-tune
+    on ``dataset``, as ``forgetkit audit`` reports them (intervals, paired differences from
+    the base, repair scores, question browser), from the evaluations the study made."""
+    from forgetkit.audit.run import audit_folder
+
+    info: dict[str, dict[str, Any]] = {}
+    chosen: dict[str, dict[str, Any]] = {}
+    for key, ev in evaluations.items():
+        ds, _, name = key.partition("/")
+        if ds != dataset or "@" in name:
+            continue
+        if name == "base":
+            label, entry = "base", {"spec": str(base_dir), "role": "base"}
+        elif name.startswith("repaired/"):
+            method = name.split("/", 1)[1]
+            label = f"full+{method}"
+            entry = {"spec": str(output / "models" / dataset / "repaired" / method),
+                     "role": "repaired", "of": "full", "method": method}
+        else:
+            label, entry = name, {"spec": str(output / "models" / dataset / name),
+                                  "role": "finetuned"}
+        info[label], chosen[label] = entry, ev
+    info = {"base": info.pop("base"), **info}
+    chosen = {label: chosen[label] for label in info}
+    audit_folder(info, sets, chosen, output / f"audit_{dataset}",
+                 {"base": str(base_dir), "judge": judge, "study": "seat", "dataset": dataset})
 
 
 def pca_layer(model) -> int:
@@ -258,5 +291,5 @@ def pca_layer(model) -> int:
     return (2 * models.num_layers(model)) // 3
 
 
-__all__ = ["DEFAULT", "FULL", "QUICK", "DemoPlan", "demo_data", "load_results", "plan_for",
-           "run_demo", "runs_of"]
+__all__ = ["DEFAULT", "FULL", "QUICK", "DemoPlan", "audit_study", "demo_data", "load_results",
+           "plan_for", "run_demo", "runs_of"]

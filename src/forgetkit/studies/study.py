@@ -4,7 +4,8 @@ A study module (``seat``, ``lfu``, ``unlearning``) picks its plan with ``choose_
 its results folder with ``results_folder`` (refusing to replace a finished run unless told
 to), logs with a ``progress_logger``, times its steps with ``Timings`` and ends with
 ``publish``: ``results.json`` written atomically with a ``"study"`` field naming the study,
-then the study's report rendered beside it.
+then the study's report rendered beside it: ``results.md`` and the self-contained
+``report.html``.
 
 ``STUDIES`` names every kind of results file forgetkit can re-render, and ``render_study``
 re-renders any of them (``forgetkit report``): it dispatches on the ``"study"`` field, or for
@@ -30,6 +31,7 @@ from forgetkit.registry import Registry
 
 RESULTS_FILE = "results.json"
 REPORT_FILE = "results.md"
+HTML_FILE = "report.html"
 STUDY_KEY = "study"  # the field of results.json that names its study
 
 P = TypeVar("P")
@@ -48,6 +50,9 @@ class Study:
     # "folder": the renderer takes the results' folder and writes results.md there;
     # "file": it takes the JSON path and writes <stem>.md beside it.
     target: str = "folder"
+    # whether the renderer writes the HTML page itself; otherwise it is made from the
+    # Markdown and the pictures beside it (report.page.markdown_page)
+    writes_html: bool = False
 
     def recognises(self, results: Mapping[str, Any]) -> bool:
         if STUDY_KEY in results:
@@ -61,8 +66,16 @@ class Study:
         render = getattr(importlib.import_module(module), function)
         if self.target == "file":
             markdown, _ = render(results, results_file)
-            return Path(markdown)
-        return Path(render(results, results_file.parent)) / REPORT_FILE
+            markdown, page = Path(markdown), Path(markdown).with_suffix(".html")
+        else:
+            markdown = Path(render(results, results_file.parent)) / REPORT_FILE
+            page = markdown.with_name(HTML_FILE)
+        if not self.writes_html:
+            from forgetkit.io import atomic_write_text
+            from forgetkit.report.page import markdown_page
+
+            atomic_write_text(page, markdown_page(markdown, self.title))
+        return markdown
 
 
 STUDIES: Registry[Study] = Registry("study")
@@ -80,13 +93,17 @@ STUDIES.register("repair", Study(
     "repair", "repairs scored against (base, fine-tuned) (forgetkit eval --compare)",
     "forgetkit.report.repair_tables:render_comparison",
     frozenset({"base", "finetuned", "repaired", "measures", "scores"}), target="file"))
+STUDIES.register("audit", Study(
+    "audit", "forgetkit audit: base, fine-tunes and repairs with intervals",
+    "forgetkit.report.audit_report:render_audit", frozenset({"settings", "measures", "questions"}),
+    writes_html=True))
 
 
 def study_of(results: Any, source: Path | str = RESULTS_FILE) -> Study:
     """The study that wrote ``results``; a ``UserError`` naming ``source`` if none did."""
     expected = (f"a JSON object with a \"{STUDY_KEY}\" field naming one of "
-                f"{', '.join(STUDIES.names())}, as `forgetkit demo` and `forgetkit eval "
-                "--compare` write")
+                f"{', '.join(STUDIES.names())}, as `forgetkit audit`, `forgetkit demo` and "
+                "`forgetkit eval --compare` write")
     if not isinstance(results, Mapping):
         raise UserError(f"{source}: not a forgetkit results file; expected {expected}")
     if STUDY_KEY in results and results[STUDY_KEY] not in STUDIES:

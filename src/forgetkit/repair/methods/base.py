@@ -41,6 +41,11 @@ class RepairMethod:
     # Spectral methods factor 2-D deltas and can write a LoRA adapter of their kept rank.
     spectral: ClassVar[bool] = False
 
+    @property
+    def draws_random(self) -> bool:
+        """Whether its result depends on its ``seed`` (audits then repeat it over seeds)."""
+        return False
+
     def applies_to(self, shape: tuple[int, ...]) -> bool:
         """Whether the method rewrites a floating tensor of this shape (else it keeps W_ft)."""
         return True

@@ -27,6 +27,10 @@ class Dare(RepairMethod):
     drop: float = 0.9
     seed: int = 0
 
+    @property
+    def draws_random(self) -> bool:
+        return self.drop > 0
+
     def __post_init__(self) -> None:
         require(0.0 <= self.drop < 1.0, self.name, f"drop must be in [0, 1), got {self.drop}")
 

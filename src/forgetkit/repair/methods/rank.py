@@ -42,6 +42,10 @@ class RankTruncation(SpectralMethod):
     niter: int = 4
     seed: int = 0
 
+    @property
+    def draws_random(self) -> bool:
+        return self.randomized
+
     def __post_init__(self) -> None:
         super().__post_init__()
         require(self.rank is not None and self.rank >= 1, self.name,
