@@ -154,7 +154,8 @@ def test_audit_repairs_score_with_benchmarks_and_seeds(audited):
     assert group["members"] == ["ft+dare@s0", "ft+dare@s1"]
     kl = group["measures"]["kl_to_base"]
     assert kl["seeds"] == 2 and len(kl["per_seed"]) == 2 and kl["std"] > 0
-    assert (out / "repaired" / "ft+dg-hard" / "repair_summary.json").is_file()
+    summary = json.loads((out / "repaired" / "ft+dg-hard" / "repair_summary.json").read_text())
+    assert summary["output"] == str(out.absolute() / "repaired" / "ft+dg-hard")
 
 
 def test_audit_writes_a_self_contained_report(audited):

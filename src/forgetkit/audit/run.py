@@ -199,11 +199,15 @@ def run_audit(base: str, model: Sequence[str], output: Path, data: Sequence[Path
     timings: dict[str, float] = {}
     with atomic_output_dir(output, overwrite) as tmp:
         for r in tqdm(repaired, desc="repairing", disable=not progress or not repaired):
+            from forgetkit.repair.apply import SUMMARY_FILE
             from forgetkit.repair.apply import repair as run_repair
 
             t = time.perf_counter()
             ft = next(m for m in finetuned if m.label == r.of)
-            run_repair(base, ft.spec, tmp / r.spec, method=r.method, **r.options)
+            summary = run_repair(base, ft.spec, tmp / r.spec, method=r.method, **r.options)
+            # the summary names where the model will be once the audit is complete
+            summary["output"] = str(output.expanduser().absolute() / r.spec)
+            atomic_write_json(tmp / r.spec / SUMMARY_FILE, summary)
             timings[f"repair {r.label}"] = round(time.perf_counter() - t, 1)
         evaluations: dict[str, dict[str, Any]] = {}
         benchmarks: dict[str, dict[str, Any]] = {}
