@@ -149,7 +149,7 @@ def test_audit_of_the_demos_full_fine_tune_and_its_dg_hard_repair(tmp_path):
     # the demo's finding, now with its interval: full fine-tuning loses "I don't know"
     idk = full["unverifiable/idk_sm"]["diff"]
     assert idk["significant"] and idk["high"] < 0, idk
-    assert full["train/rouge1_recall"]["diff"]["value"] > 0
+    assert full["train_contracts/rouge1_recall"]["diff"]["value"] > 0  # named after the file
     assert repaired["kl_to_base"]["value"] < full["kl_to_base"]["value"]
     assert "full+dg-hard" in results["repair"]["full"]["scores"]
     assert (out / "report.html").stat().st_size > 50_000
