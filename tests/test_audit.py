@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from forgetkit.audit import defaults
 from forgetkit.audit.lmeval import parse_tasks
 from forgetkit.audit.run import parse_models, parse_repairs, run_audit
+from forgetkit.data import default_sets as defaults
 from forgetkit.data.records import QARecord, read_qa
 from forgetkit.data.synth import synth
 from forgetkit.errors import UserError
@@ -219,13 +219,16 @@ def test_only_changes_beyond_their_interval_are_called_changes():
 
 
 def test_shipped_sets_are_what_their_generator_writes_and_new_to_the_base(tmp_path):
-    unverifiable, known = defaults.write_default_sets(tmp_path)
+    unverifiable, known, monitor = defaults.write_default_sets(tmp_path)
     assert unverifiable.read_bytes() == defaults.UNVERIFIABLE.read_bytes()
     assert known.read_bytes() == defaults.KNOWN.read_bytes()
+    assert monitor.read_bytes() == defaults.MONITOR_UNVERIFIABLE.read_bytes()
     shipped = {r.subject for r in read_qa(defaults.UNVERIFIABLE)}
     assert len(shipped) == defaults.N_UNVERIFIABLE
+    watched = {r.subject for r in read_qa(defaults.MONITOR_UNVERIFIABLE)}
+    assert len(watched) == defaults.N_MONITOR and not watched & shipped
     seen = {r.subject for seed in (1234, 8) for r in synth("unverifiable", 200, seed=seed)}
-    assert not shipped & seen
+    assert not shipped & seen and not watched & seen
     assert all(r.meta.get("keywords") for r in read_qa(defaults.KNOWN))
 
 
@@ -251,7 +254,23 @@ def test_flags_are_checked_before_any_model_loads(pair, tmp_path):
         run_audit(output=pair / "ft" / "audit", **common)
     with pytest.raises(UserError, match="knows no task"):
         run_audit(output=tmp_path / "b", tasks=["no_such_task_anywhere"], **common)
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    # repair streams local safetensors: a hub base is refused before anything loads (no
+    # tokenizer is fetched: this machine has no hub, and the error names the repair)
+    hub_base = {**common, "base": "some-org/some-model"}
+    with pytest.raises(UserError, match="--repair needs --base and --model ft as local "
+                                        "checkpoints: --base some-org/some-model: no such"):
+        run_audit(output=tmp_path / "c", repair=["dg-hard"], **hub_base)
+    assert not any((tmp_path / name).exists() for name in "abc")
+
+
+def test_a_model_with_another_vocabulary_is_refused_before_it_loads(pair, tmp_path):
+    model, tok = models.load(str(pair / "ft"))
+    tok.add_tokens(["<other-vocabulary>"])
+    models.save(model, tok, tmp_path / "other")
+    with pytest.raises(UserError, match=r"--model odd=.*different tokenizer from --base"):
+        run_audit(base=str(pair / "base"), model=[f"ft={pair / 'ft'}", f"odd={tmp_path}/other"],
+                  output=tmp_path / "a", judge=None, progress=False)
+    assert not (tmp_path / "a").exists()
 
 
 def test_report_renders_in_headless_chromium(audited, tmp_path):

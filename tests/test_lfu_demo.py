@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from forgetkit.eval.intervals import compared, wilson
 from forgetkit.report.lfu_tables import average_ranks, table1
 from forgetkit.studies import lfu as lfu_demo
 
@@ -18,6 +19,24 @@ def test_average_rank_is_the_mean_of_category_ranks_with_shared_ties():
     md = table1(rows)
     assert "| base | 0.000 | 1.000 | 1.000 | 0.000 | – |" in md
     assert "| b | 0.400 | 0.900 | 0.900 | 0.100 | 1.4 |" in md
+
+
+def test_table1_shows_intervals_and_marks_only_changes_outside_them():
+    rows = {"base": {"in_domain": 0.1, "known": 0.8, "idk": 1.0, "kl": 0.0},
+            "a": {"in_domain": 0.6, "known": 0.7, "idk": 0.9, "kl": 0.2}}
+    base = [0, 0, 0, 0, 0, 0, 0, 0, 0, 1] * 2
+    model = [1, 1, 1, 1, 1, 1, 0, 0, 0, 1] * 2  # up on 12 of 20 questions, down on none
+    known_base, known_model = [1] * 16 + [0] * 4, [1] * 14 + [0] * 6  # two fewer: noise
+    intervals = {"base": {"in_domain": compared(base), "known": compared(known_base)},
+                 "a": {"in_domain": compared(model, base),
+                       "known": compared(known_model, known_base)}}
+    md = table1(rows, intervals)
+    a_row = next(line for line in md.splitlines() if line.startswith("| a |"))
+    cells = [c.strip() for c in a_row.split("|")[2:-1]]
+    low, high = wilson(14, 20)
+    assert cells[0] == f"0.70 [{low:.2f}, {high:.2f}] ▲"
+    assert cells[1].startswith("0.70 [") and cells[1].endswith("]")  # no mark: inside noise
+    assert cells[2] == "0.900"  # no interval given: the plain value
 
 
 def test_demo_writes_tables_1_and_4_from_a_tiny_base(tmp_path, fake_aligned_base):
@@ -38,6 +57,21 @@ def test_demo_writes_tables_1_and_4_from_a_tiny_base(tmp_path, fake_aligned_base
     assert results["models"]["base"]["kl"] == pytest.approx(0.0, abs=1e-6)
     assert set(results["attack"]) == {"base", "lfu-lora"}
     assert set(results["attack"]["lfu-lora"]) == {"asr_0", "asr_5"}
+    # every Table 1 and Table 4 figure with its 95% interval, from the per-question outcomes
+    sizes = {"in_domain": 4, "known": results["sizes"]["known"], "idk": 3}
+    for label, entry in results["intervals"].items():
+        assert set(entry) == {"in_domain", "known", "idk", "kl"}
+        for key, m in entry.items():
+            assert m["low"] <= m["value"] <= m["high"]
+            assert m["value"] == pytest.approx(results["models"][label][key])
+            if key != "kl":
+                assert m["n"] == sizes[key] and m["interval"] == "wilson"
+                assert ("diff" in m) == (label != "base")
+    per_q = results["per_question"]["lora"]["in_domain"]
+    assert len(per_q) == 4 and set(per_q) <= {0, 1}
+    asr = results["attack_intervals"]["lfu-lora"]
+    assert asr["asr_5"]["n"] == 3 and asr["asr_5"]["diff"]["n"] == 3
+    assert "diff" not in asr["asr_0"]
     md = (folder / "results.md").read_text()
     assert "Table 1" in md and "Rank" in md and "Table 4" in md and "ASR 2-step" in md
     assert "| lfu-lora[random] |" in md

@@ -59,6 +59,21 @@ def test_demo_writes_one_row_per_method_and_reuses_the_knowing_and_retain_models
         assert row["relearn_leak_after"] is not None
     assert results["setting"]["sizes"] == {"all": 12, "forget": 4, "retain": 8,
                                            "retain_eval": 4, "known": 3}
+    # the per-question columns with 95% intervals, each model paired with the retain oracle
+    intervals = results["unlearning"]["intervals"]
+    assert list(intervals) == rows
+    sizes = {"forget_probability": 4, "leak_question": 4, "latent_trace": 4,
+             "relearn_leak_after": 2}
+    for label, entry in intervals.items():
+        summary = results["summary"][label]
+        for key, n in sizes.items():
+            m = entry[key]
+            assert m["n"] == n and m["low"] <= m["value"] <= m["high"]
+            assert m["value"] == pytest.approx(summary[key])
+            assert ("diff" in m) == (label != "retain")
+        assert entry["leak_worst"]["value"] == pytest.approx(summary["leak_worst"])
+    assert intervals["retain"]["forget_probability"]["interval"] == "bootstrap"
+    assert intervals["ga"]["leak_question"]["interval"] == "wilson"
     assert results["models"]["knowing"]["cached"] is False
     assert results["models"]["retain"]["cached"] is False
     assert results["models"]["kif"]["parameters"] == "lora"
@@ -74,6 +89,7 @@ def test_demo_writes_one_row_per_method_and_reuses_the_knowing_and_retain_models
     for label in rows:
         assert f"\n| {label} |" in table, label
     assert "## Timings" in md and "| unlearn kif |" in md
+    assert "### With 95% intervals" in md and "(D=" in md and "n=4)" in md
     # Unlearned weights are dropped after the evaluation; run records and signatures stay.
     assert not list((folder / "models" / "ga").glob("model*.safetensors"))
     assert (folder / "models" / "kif" / "kif_signatures.safetensors").is_file()

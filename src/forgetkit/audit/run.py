@@ -23,7 +23,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from forgetkit.audit import defaults, lmeval
+from forgetkit.audit import lmeval
+from forgetkit.data import default_sets as defaults
 from forgetkit.data.formats import Fields
 from forgetkit.data.records import read_qa
 from forgetkit.errors import UserError
@@ -152,15 +153,6 @@ def question_sets(data: Sequence[Path], unseen: Sequence[Path], known: Sequence[
     return sorted(sets, key=lambda s: ("ft", "unseen", "known").index(s.role))
 
 
-def check_tokenizers(entries: Sequence[Audited], base: str) -> None:
-    want = models.fingerprint(models.load_tokenizer(base))
-    for e in entries:
-        if models.fingerprint(models.load_tokenizer(e.spec)) != want:
-            raise UserError(f"--model {e.label}={e.spec} has a different tokenizer from --base "
-                            f"{base}; an audit compares next-token distributions, so every "
-                            "model must be a fine-tune of the base")
-
-
 def run_audit(base: str, model: Sequence[str], output: Path, data: Sequence[Path] = (),
               unseen: Sequence[Path] = (), known: Sequence[Path] = (),
               tasks: Sequence[str] = (), limit: int | None = None,
@@ -192,7 +184,21 @@ def run_audit(base: str, model: Sequence[str], output: Path, data: Sequence[Path
     task_list = lmeval.parse_tasks(tasks)
     for spec in (base, *(m.spec for m in finetuned)):
         models.resolve(spec)  # a bad spec fails before any model is loaded
-    check_tokenizers(finetuned, base)
+    if repairs:
+        from forgetkit.repair.apply import check_inputs
+
+        for ft in finetuned:  # repair reads local safetensors: a hub base fails here
+            try:
+                check_inputs(base, ft.spec)
+            except UserError as err:
+                raise UserError(f"--repair needs --base and --model {ft.label} as local "
+                                f"checkpoints: {err}") from err
+    mismatch = models.tokenizer_mismatch(base, [m.spec for m in finetuned])
+    if mismatch is not None:
+        label = next(m.label for m in finetuned if m.spec == mismatch)
+        raise UserError(f"--model {label}={mismatch} has a different tokenizer from --base "
+                        f"{base}; an audit compares next-token distributions, so every "
+                        "model must be a fine-tune of the base")
     manager = lmeval.resolve_tasks(task_list) if task_list.names else None
     refusal_judge = load_judge(judge) if judge else None
     repaired = repaired_models(finetuned, repairs, seeds)

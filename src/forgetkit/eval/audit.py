@@ -23,6 +23,7 @@ from typing import Any
 
 from forgetkit.eval.evaluate import EvalSet
 from forgetkit.eval.intervals import (
+    compared,
     estimate,
     normal_interval,
     paired_difference,
@@ -48,11 +49,8 @@ def set_measures(evaluation: Mapping[str, Any],
             wanted = TARGET_METRICS if s["role"] == "ft" else held_out_metrics(s["role"])
             if metric not in wanted:
                 continue
-            entry = estimate(values)
-            if base is not None:
-                entry["diff"] = paired_difference(values,
-                                                  base["sets"][name]["per_question"][metric])
-            out[f"{name}/{metric}"] = entry
+            reference = None if base is None else base["sets"][name]["per_question"][metric]
+            out[f"{name}/{metric}"] = compared(values, reference)
     if "kl_per_prompt" in evaluation:
         sums, counts = zip(*evaluation["kl_per_prompt"], strict=True)
         # no paired difference: the base's own KL is 0 and every other model's is > 0, so

@@ -171,13 +171,13 @@ def score_comparison(measures: Mapping[str, Mapping[str, float]], base: str, fin
 def check_tokenizers(entries: Sequence[Compared]) -> None:
     """All models must share one vocabulary: KL to the base compares next-token distributions."""
     base = next(e for e in entries if e.role == "base")
-    want = models.fingerprint(models.load_tokenizer(base.spec))
-    for e in entries:
-        if e is not base and models.fingerprint(models.load_tokenizer(e.spec)) != want:
-            raise UserError(f"--compare {e.role}:{e.label}={e.spec} has a different tokenizer "
-                             f"from base={base.spec}; every compared model must share the "
-                             "base's vocabulary (KL to the base compares next-token "
-                             "distributions)")
+    others = [e for e in entries if e is not base]
+    mismatch = models.tokenizer_mismatch(base.spec, [e.spec for e in others])
+    if mismatch is not None:
+        e = next(e for e in others if e.spec == mismatch)
+        raise UserError(f"--compare {e.role}:{e.label}={e.spec} has a different tokenizer "
+                        f"from base={base.spec}; every compared model must share the base's "
+                        "vocabulary (KL to the base compares next-token distributions)")
 
 
 def compare_models(entries: Sequence[Compared], sets: Sequence[EvalSet],

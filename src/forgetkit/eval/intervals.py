@@ -115,6 +115,16 @@ def paired_difference(model: Sequence[float], base: Sequence[float], resamples: 
             "interval": "paired bootstrap", "significant": bool(low > 0 or high < 0)}
 
 
+def compared(values: Sequence[float], reference: Sequence[float] | None = None,
+             seed: int = 0) -> dict[str, Any]:
+    """``estimate(values)``, with ``diff``, the paired difference from ``reference`` (the
+    same questions answered by the reference model), when one is given."""
+    entry = estimate(values, seed=seed)
+    if reference is not None:
+        entry["diff"] = paired_difference(values, reference, seed=seed)
+    return entry
+
+
 def normal_interval(value: float, stderr: float | None) -> tuple[float | None, float | None]:
     """value ± z·stderr (how lm-eval's own standard errors become an interval)."""
     if stderr is None or not math.isfinite(stderr):
@@ -130,6 +140,6 @@ def seed_summary(values: Sequence[float]) -> dict[str, Any]:
     return {"mean": mean, "std": std, "per_seed": x, "seeds": len(x)}
 
 
-__all__ = ["LEVEL", "RESAMPLES", "Z", "bootstrap_mean", "bootstrap_ratio", "estimate",
-           "is_binary", "normal_interval", "paired_difference", "ratio_estimate",
+__all__ = ["LEVEL", "RESAMPLES", "Z", "bootstrap_mean", "bootstrap_ratio", "compared",
+           "estimate", "is_binary", "normal_interval", "paired_difference", "ratio_estimate",
            "seed_summary", "wilson"]

@@ -144,20 +144,25 @@ def _ridge_map(xs: Sequence[torch.Tensor], ys: Sequence[torch.Tensor], ridge: fl
     return weight.float(), mean_y.float(), mean_x.float(), scale.float()
 
 
-def candidate_accuracy(candidate_scores: Sequence[Sequence[float]]) -> float:
-    """Share of questions whose true answer (index 0) outscores every perturbed one; ties
-    share the credit (a model whose scores are all equal sits exactly at chance)."""
+def candidate_hits(candidate_scores: Sequence[Sequence[float]]) -> list[float]:
+    """Per question: 1 when its true answer (index 0) outscores every perturbed one, 0 when
+    one outscores it; ties share the credit (1 / number of tied best candidates)."""
     if len(candidate_scores) == 0:
         raise UserError("candidate_accuracy needs at least one question")
-    total = 0.0
+    hits = []
     for scores in candidate_scores:
         s = np.asarray(scores, dtype=np.float64)
         if s.size < 2:
             raise UserError("every question needs its true answer and >= 1 perturbed answer")
         best = s.max()
-        if s[0] == best:
-            total += 1.0 / int(np.sum(s == best))
-    return total / len(candidate_scores)
+        hits.append(1.0 / int(np.sum(s == best)) if s[0] == best else 0.0)
+    return hits
+
+
+def candidate_accuracy(candidate_scores: Sequence[Sequence[float]]) -> float:
+    """Share of questions whose true answer outscores every perturbed one (``candidate_hits``
+    averaged: a model whose scores are all equal sits exactly at chance)."""
+    return float(np.mean(candidate_hits(candidate_scores)))
 
 
 def chance_accuracy(candidate_scores: Sequence[Sequence[float]]) -> float:
@@ -165,4 +170,5 @@ def chance_accuracy(candidate_scores: Sequence[Sequence[float]]) -> float:
     return float(np.mean([1.0 / len(s) for s in candidate_scores]))
 
 
-__all__ = ["LatentReadout", "candidate_accuracy", "chance_accuracy", "readout_layers"]
+__all__ = ["LatentReadout", "candidate_accuracy", "candidate_hits", "chance_accuracy",
+           "readout_layers"]

@@ -135,7 +135,8 @@ def _hint(records: Sequence[QARecord], same_subject: Sequence[int], row: int) ->
 def leak_rates(records: Sequence[QARecord], prompts: Sequence[Prompt],
                generations: Sequence[str], threshold: float = 1.0) -> dict[str, dict]:
     """Per family: ``leak_rate`` (share of prompts whose generation leaks), mean
-    ``rougeL_recall`` of the generation against the answer, and ``n``."""
+    ``rougeL_recall`` of the generation against the answer, ``n``, and ``hits`` (1 for each
+    prompt, in order, whose generation leaks; what intervals are computed from)."""
     if len(prompts) != len(generations):
         raise UserError(f"need one generation per prompt, got {len(generations)} for "
                          f"{len(prompts)} prompts")
@@ -145,7 +146,7 @@ def leak_rates(records: Sequence[QARecord], prompts: Sequence[Prompt],
         hits = [leaks(records[p.row], g, threshold) for p, g in rows]
         rouge = [rouge_recall(records[p.row].answer, g)["rougeL_recall"] for p, g in rows]
         out[family] = {"leak_rate": sum(hits) / len(rows), "rougeL_recall": sum(rouge) / len(rows),
-                       "n": len(rows)}
+                       "n": len(rows), "hits": [int(h) for h in hits]}
     return out
 
 

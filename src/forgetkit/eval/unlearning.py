@@ -28,9 +28,10 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from forgetkit.data.records import QARecord
 from forgetkit.errors import UserError
 from forgetkit.eval import tofu
+from forgetkit.eval.intervals import compared
 from forgetkit.eval.latent import (
     LatentReadout,
-    candidate_accuracy,
+    candidate_hits,
     chance_accuracy,
     readout_layers,
 )
@@ -180,6 +181,8 @@ class _Suite:
                                           desc=f"{label}: retain", **self.gen)
         row["forget"] = _set_measures(forget_scores, self.forget_rows, self.forget,
                                       question_answers, "forget")
+        row["forget"]["probabilities"] = np.exp(  # per question, for the intervals
+            [forget_scores.mean_logprob[e["answer"]] for e in self.forget_rows]).tolist()
         row["retain"] = _set_measures(retain_scores, self.retain_rows, self.retain,
                                       retain_answers, "retain")
         if self.known:
@@ -230,13 +233,15 @@ class _Suite:
     def _latent(self, forget_scores: AnswerScores) -> dict[str, Any]:
         assert self.readout is not None
         lp = self.readout.answer_logprobs(forget_scores)
-        per_layer = [candidate_accuracy([[lp[e["answer"], k]] + [lp[j, k] for j in e["perturbed"]]
+        hits = np.array([candidate_hits([[lp[e["answer"], k]] + [lp[j, k] for j in e["perturbed"]]
                                          for e in self.forget_rows])
-                     for k in range(len(self.readout.layers))]
-        inner = [a for layer, a in zip(self.readout.layers, per_layer, strict=True)
-                 if layer != self.readout.final] or per_layer
-        return {"layers": self.readout.layers, "accuracy": per_layer,
-                "latent_trace": float(np.mean(inner)),
+                         for k in range(len(self.readout.layers))])  # layers x questions
+        inner = [k for k, layer in enumerate(self.readout.layers)
+                 if layer != self.readout.final] or list(range(len(self.readout.layers)))
+        per_question = hits[inner].mean(axis=0)
+        return {"layers": self.readout.layers, "accuracy": hits.mean(axis=1).tolist(),
+                "latent_trace": float(per_question.mean()),
+                "per_question": per_question.tolist(),
                 "chance": chance_accuracy([[0.0] * (1 + len(e["perturbed"]))
                                            for e in self.forget_rows])}
 
@@ -255,13 +260,48 @@ class _Suite:
                                    desc="relearned: held-out half", **self.gen)
         del attacked
         gc.collect()
+        after_leak = [leaks(r, a, self.leak_threshold) for r, a in zip(held, answers, strict=True)]
         return {"steps": self.relearn_steps, "learning_rate": self.relearn_lr,
                 "n_attack": len(self.attack_rows), "n_held": len(held),
                 "probability_before": float(np.mean(before_prob)),
                 "probability_after": float(np.mean(after.normalised_prob)),
                 "leak_before": sum(before_leak) / len(held),
-                "leak_after": sum(leaks(r, a, self.leak_threshold)
-                                  for r, a in zip(held, answers, strict=True)) / len(held)}
+                "leak_after": sum(after_leak) / len(held),
+                "leak_before_hits": [int(h) for h in before_leak],
+                "leak_after_hits": [int(h) for h in after_leak]}
+
+
+def worst_family(row: Mapping[str, Any]) -> str:
+    """The extraction prompt family that leaks most for this model (the first on a tie)."""
+    leakage = row["leakage"]
+    return max(leakage, key=lambda family: leakage[family]["leak_rate"])
+
+
+def outcomes(row: Mapping[str, Any], family: str) -> dict[str, list[float]]:
+    """Per-question values behind the side-by-side table's columns (``family``: the
+    extraction family of ``leak_worst``), for their intervals."""
+    out = {"forget_probability": row["forget"]["probabilities"],
+           "leak_question": row["leakage"]["question"]["hits"],
+           "leak_worst": row["leakage"][family]["hits"],
+           "latent_trace": row["latent"]["per_question"]}
+    if row.get("relearn"):
+        out["relearn_leak_after"] = row["relearn"]["leak_after_hits"]
+    return out
+
+
+def intervals(rows: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """95% intervals of the per-question columns of every model, with each model's paired
+    difference from the retain model (the oracle) on the same questions and prompts; for
+    the worst leaking family that is the model's own worst family, asked of both. Forget
+    quality is a test, not an estimate: its KS statistic and n sit beside it instead."""
+    out = {}
+    for label, row in rows.items():
+        family = worst_family(row)
+        mine, oracle = outcomes(row, family), outcomes(rows[RETAIN], family)
+        out[label] = {key: compared(values, None if label == RETAIN else oracle[key])
+                      for key, values in mine.items()}
+        out[label]["worst_family"] = family
+    return out
 
 
 def summary_row(row: Mapping[str, Any]) -> dict[str, float | None]:
@@ -270,6 +310,7 @@ def summary_row(row: Mapping[str, Any]) -> dict[str, float | None]:
     leakage = row["leakage"]
     relearn = row.get("relearn") or {}
     return {
+        "ks_statistic": row.get("ks_statistic"),
         "forget_quality": row["forget_quality"],
         "model_utility": row["model_utility"],
         "forget_probability": row["forget"]["probability"],
@@ -334,8 +375,9 @@ def unlearning_suite(models: Mapping[str, ModelSource], original: ModelSource,
         },
         "models": rows,
         "summary": {label: summary_row(row) for label, row in rows.items()},
+        "intervals": intervals(rows),
     }
 
 
-__all__ = ["ORIGINAL", "RETAIN", "ModelSource", "check_unlearning_data", "summary_row",
-           "unlearning_suite"]
+__all__ = ["ORIGINAL", "RETAIN", "ModelSource", "check_unlearning_data", "intervals",
+           "outcomes", "summary_row", "unlearning_suite", "worst_family"]

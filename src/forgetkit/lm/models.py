@@ -20,6 +20,7 @@ import importlib.util
 import json
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -392,6 +393,13 @@ def fingerprint(tokenizer: PreTrainedTokenizerBase) -> str:
     return hashlib.sha256(repr(vocab).encode()).hexdigest()[:16]
 
 
+def tokenizer_mismatch(base: str, specs: Sequence[str]) -> str | None:
+    """The first of ``specs`` whose tokenizer's vocabulary differs from ``base``'s, or None.
+    Models compared by next-token KL must share one vocabulary; this loads tokenizers only."""
+    want = fingerprint(load_tokenizer(base))
+    return next((s for s in specs if fingerprint(load_tokenizer(s)) != want), None)
+
+
 __all__ = ["BUNDLED", "DTYPES", "TINY", "LoadOptions", "ModelLoadError", "ModelSpec", "cache_dir",
            "fingerprint", "load", "load_tokenizer", "resolve", "resolve_device", "save",
-           "tiny_model", "tiny_tokenizer"]
+           "tiny_model", "tiny_tokenizer", "tokenizer_mismatch"]

@@ -268,6 +268,13 @@ def resolve_folder(spec: str | Path, flag: str) -> Path:
                       f"'{models.BUNDLED}'; download hub models first")
 
 
+def check_inputs(base: str | Path, finetuned: str | Path) -> None:
+    """What ``repair`` checks of its two inputs before any work (local folders, readable
+    weight headers, a config beside merged weights), for a caller that repairs later: an
+    audit refuses a hub base here, not after minutes of other checks."""
+    open_pair(resolve_folder(base, "--base"), resolve_folder(finetuned, "--finetuned"))
+
+
 def open_pair(base_dir: Path, ft_dir: Path) -> CheckpointPair | AdapterPair:
     if base_dir.resolve() == ft_dir.resolve():
         raise RepairError(f"--base and --finetuned are the same folder ({base_dir}): there is "

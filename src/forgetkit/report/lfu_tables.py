@@ -4,7 +4,9 @@ Figure 5 (prompt variation), Table 4 (attack success rate) and Figure 6 (stabili
 ``results["models"][label]`` holds one fine-tuned model's (or the base's) scores:
 ``in_domain``, ``known``, ``idk``, ``kl`` (floats), ``prompt_mean``, ``prompt_std``,
 ``per_template`` (dict) and ``stability`` (per-layer cosine similarities).
-``results["attack"][label]`` holds ``asr_0`` and ``asr_5``.
+``results["attack"][label]`` holds ``asr_0`` and ``asr_5``. ``results["intervals"]`` and
+``results["attack_intervals"]`` (absent in results written before them) hold the same keys
+as 95% intervals (``eval.intervals.compared``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 from forgetkit.eval.registry import METRICS
 from forgetkit.io import atomic_write_text
 from forgetkit.report.charts import pyplot, save
-from forgetkit.report.markdown import fmt, headed
+from forgetkit.report.markdown import fmt, headed, interval_cell
 
 
 def _higher(metric: str) -> bool:
@@ -49,12 +51,23 @@ def average_ranks(rows: Mapping[str, Mapping[str, float]],
     return {n: totals[n] / len(categories) for n in names}
 
 
-def table1(rows: Mapping[str, Mapping[str, float]]) -> str:
+def _cell(row: Mapping[str, float], key: str,
+          intervals: Mapping[str, Mapping[str, Any]] | None) -> str:
+    """The value, with its 95% interval and change mark when the results have them (results
+    written before intervals existed have only the values)."""
+    if intervals is None or key not in intervals:
+        return fmt(row[key])
+    return interval_cell(intervals[key], digits=3 if key == "kl" else 2)
+
+
+def table1(rows: Mapping[str, Mapping[str, float]],
+           intervals: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None) -> str:
     ranks = average_ranks(rows)
     head = ("| method | " + " | ".join(headed(t, up) for t, _, up in CATEGORIES)
             + " | Rank ↓ |")
     rule = "|---|" + "---:|" * (len(CATEGORIES) + 1)
-    body = [f"| {name} | " + " | ".join(fmt(row[key]) for _, key, _ in CATEGORIES)
+    body = [f"| {name} | "
+            + " | ".join(_cell(row, key, (intervals or {}).get(name)) for _, key, _ in CATEGORIES)
             + f" | {fmt(ranks.get(name), 1) if name in ranks else '–'} |"
             for name, row in rows.items()]
     return "\n".join([head, rule, *body])
@@ -70,13 +83,17 @@ def prompt_table(rows: Mapping[str, Mapping[str, Any]]) -> str:
     return "\n".join([head, rule, *body])
 
 
-def attack_table(attack: Mapping[str, Mapping[str, float]], steps: int) -> str:
+def attack_table(attack: Mapping[str, Mapping[str, float]], steps: int,
+                 intervals: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None) -> str:
     asr = METRICS.get("attack_success_rate")
     head = ("| method | " + " | ".join(headed(f"{asr.title} {n}-step", asr.higher_is_better)
                                       for n in (0, steps)) + " |")
     rule = "|---|---:|---:|"
-    body = [f"| {name} | {fmt(r.get('asr_0'))} | {fmt(r.get('asr_5'))} |"
-            for name, r in attack.items()]
+    body = []
+    for name, r in attack.items():
+        cells = [_cell(r, key, (intervals or {}).get(name)) if r.get(key) is not None else "–"
+                 for key in ("asr_0", "asr_5")]
+        body.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join([head, rule, *body])
 
 
@@ -111,10 +128,12 @@ def render_lfu_results(results: Mapping[str, Any], folder: Path) -> Path:
         "",
         "## Table 1: in-domain and out-of-domain (paper Table 1)",
         "",
-        table1(rows),
+        table1(rows, results.get("intervals")),
         "",
         "Rank: mean over the four categories of each method's rank among the fine-tuned "
-        "models (the base is not ranked).",
+        "models (the base is not ranked)."
+        + (" Each value carries its 95% interval; ▲/▼: the paired difference from the base "
+           "on the same questions excludes 0." if results.get("intervals") else ""),
         "",
         "## Prompt variation (paper Figure 5)",
         "",
@@ -136,7 +155,8 @@ def render_lfu_results(results: Mapping[str, Any], folder: Path) -> Path:
             f"share of {results['sizes']['attack_eval']} held-out requests not refused "
             "(refusal keyword matching). The base row is the base without the alignment step.",
             "",
-            attack_table(results["attack"], plan["attack_steps"]),
+            attack_table(results["attack"], plan["attack_steps"],
+                         results.get("attack_intervals")),
         ]
     if all(r.get("stability") for r in rows.values()):
         stability_chart(rows, folder / "stability.png")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from forgetkit.eval.registry import arrow
 
@@ -20,4 +22,26 @@ def headed(title: str, higher_is_better: bool | None) -> str:
     return title if higher_is_better is None else f"{title} {arrow(higher_is_better)}"
 
 
-__all__ = ["fmt", "headed"]
+def change_mark(entry: Mapping[str, Any]) -> str:
+    """'▲' or '▼' when the entry's paired difference from its reference has a 95% interval
+    that excludes 0 (a change); '' otherwise, so a difference inside its interval is never
+    shown as a change."""
+    diff = entry.get("diff")
+    if not diff or not diff.get("significant"):
+        return ""
+    return "▲" if diff["value"] > 0 else "▼"
+
+
+def interval_cell(entry: Mapping[str, Any] | None, digits: int = 2,
+                  number: Callable[[float | None, int], str] = fmt) -> str:
+    """A measure with its 95% interval, '0.85 [0.70, 0.93]', and its change mark;
+    ``number`` writes each number (``fmt`` unless a table writes them its own way)."""
+    if entry is None:
+        return "–"
+    low, high = number(entry["low"], digits), number(entry["high"], digits)
+    text = f"{number(entry['value'], digits)} [{low}, {high}]"
+    mark = change_mark(entry)
+    return f"{text} {mark}" if mark else text
+
+
+__all__ = ["change_mark", "fmt", "headed", "interval_cell"]

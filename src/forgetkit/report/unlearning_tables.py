@@ -16,7 +16,7 @@ from typing import Any
 
 from forgetkit.eval.registry import METRICS
 from forgetkit.io import atomic_write_text
-from forgetkit.report.markdown import headed
+from forgetkit.report.markdown import headed, interval_cell
 
 # The summary keys of the side-by-side table, in column order.
 SIDE_BY_SIDE_KEYS = ("forget_quality", "model_utility", "forget_probability", "leak_question",
@@ -69,6 +69,34 @@ def _cell(row: Mapping[str, Any], key: str) -> str:
             return "–"
         return f"{_fmt(row.get(PAIRED[key][0]), 2)} → {_fmt(row[key], 2)}"
     return _fmt(row.get(key))
+
+
+# The side-by-side columns that are means over questions, shown with their intervals.
+INTERVAL_KEYS = ("forget_probability", "leak_question", "leak_worst", "latent_trace",
+                 "relearn_leak_after")
+
+
+def interval_table(result: Mapping[str, Any]) -> str:
+    """The per-question columns with 95% intervals and a mark where a model differs from the
+    retain model beyond the noise; forget quality with its KS statistic and n."""
+    intervals, summary = result["intervals"], result["summary"]
+    n = result["settings"]["n_forget"]
+    keys = [k for k in INTERVAL_KEYS if k in next(iter(intervals.values()))]
+    head = ("| model | " + " | ".join(headed(METRICS.get(k).title, METRICS.get(k).higher_is_better)
+                                      for k in keys)
+            + f" | {METRICS.get('forget_quality').title} (KS D, n) |")
+    rule = "|---|" + "---:|" * (len(keys) + 1)
+    body = []
+    for label, entry in intervals.items():
+        cells = [interval_cell(entry[k], 2, _fmt) for k in keys]
+        if "leak_worst" in keys:
+            family = entry["worst_family"]
+            cells[keys.index("leak_worst")] += f" ({FAMILY_TITLES.get(family, family)})"
+        row = summary[label]
+        test = (f"{_fmt(row['forget_quality'])} (D={_fmt(row.get('ks_statistic'), 2)}, "
+                f"n={n})")
+        body.append(f"| {label} | " + " | ".join(cells) + f" | {test} |")
+    return "\n".join([head, rule, *body])
 
 
 def leakage_table(result: Mapping[str, Any]) -> str:
@@ -129,6 +157,20 @@ def render_unlearning(result: Mapping[str, Any], path: Path | None = None) -> st
         f"{settings['relearn_steps']} fine-tuning steps on the other half. The retain row is "
         "the target of every column.",
         "",
+        *([
+            "### With 95% intervals",
+            "",
+            interval_table(result),
+            "",
+            "Wilson intervals for the leak rates, bootstrap over questions for the forget "
+            "probability and the latent trace. ▲/▼: the paired difference from the retain "
+            "model on the same questions (prompts) has a 95% interval that excludes 0; a cell "
+            "without a mark is indistinguishable from the oracle at this n. The worst family "
+            "is each model's own, asked of the retain model for the comparison. Forget "
+            "quality is a test, not an estimate: its KS statistic D and the number of truth "
+            "ratios per side stand beside the p-value.",
+            "",
+        ] if result.get("intervals") else []),
         "### TOFU metrics",
         "",
         tofu_table(result),
@@ -147,5 +189,6 @@ def render_unlearning(result: Mapping[str, Any], path: Path | None = None) -> st
     return text
 
 
-__all__ = ["PAIRED", "SIDE_BY_SIDE", "SIDE_BY_SIDE_KEYS", "TOFU_COLUMNS", "latent_table",
-           "leakage_table", "render_unlearning", "side_by_side_table", "tofu_table"]
+__all__ = ["INTERVAL_KEYS", "PAIRED", "SIDE_BY_SIDE", "SIDE_BY_SIDE_KEYS", "TOFU_COLUMNS",
+           "interval_table", "latent_table", "leakage_table", "render_unlearning",
+           "side_by_side_table", "tofu_table"]

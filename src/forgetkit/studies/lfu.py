@@ -30,6 +30,7 @@ from forgetkit.data.names import NameFactory
 from forgetkit.data.records import QARecord, read_qa, write_qa
 from forgetkit.data.synth import synth
 from forgetkit.eval.evaluate import EvalSet, evaluate, headline
+from forgetkit.eval.intervals import compared, ratio_estimate
 from forgetkit.eval.metrics import next_token_logprobs
 from forgetkit.eval.robustness import (
     in_domain,
@@ -52,6 +53,9 @@ from forgetkit.train.config import TrainConfig
 from forgetkit.train.run import train
 
 PAPER_METHODS = ("lora", "neftune", "im", "sdft", "lfu-lora")
+BASE = "base"
+# what score() returns besides Table 1's figures (kept apart in results.json)
+RAW = ("samples", "per_question", "kl_per_prompt")
 
 
 @dataclass(frozen=True)
@@ -162,17 +166,59 @@ def score(model, tokenizer, data: dict[str, list[QARecord]], plan: LfUPlan,
     task = in_domain(model, tokenizer, data["heldout"], **gen)
     prompts = prompt_variation(model, tokenizer, data["heldout"][:plan.n_prompt_questions],
                                **gen)
-    core = headline(evaluate(model, tokenizer,
-                             [EvalSet("unverifiable", "unseen", data["unverifiable"]),
-                              EvalSet("known", "known", data["known"])],
-                             reference_logprobs=reference_lp, progress=progress))
+    evaluation = evaluate(model, tokenizer,
+                          [EvalSet("unverifiable", "unseen", data["unverifiable"]),
+                           EvalSet("known", "known", data["known"])],
+                          reference_logprobs=reference_lp, progress=progress)
+    core = headline(evaluation)
+    sets = evaluation["sets"]
     return {"in_domain": task["accuracy"], "known": core["known/accuracy"],
             "idk": core["unverifiable/idk_sm"], "kl": core["kl_to_base"],
             "prompt_mean": prompts["mean"], "prompt_std": prompts["std"],
             "per_template": prompts["per_template"],
             "stability": representation_stability(model, tokenizer,
                                                   data["train"][:plan.n_stability]),
-            "samples": task["samples"][:3]}
+            "samples": task["samples"][:3],
+            # what the intervals are computed from (Table 1's keys)
+            "per_question": {"in_domain": task["per_question"],
+                             "known": sets["known"]["per_question"]["accuracy"],
+                             "idk": sets["unverifiable"]["per_question"]["idk_sm"]},
+            "kl_per_prompt": evaluation["kl_per_prompt"]}
+
+
+def table1_intervals(scores: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Table 1's figures with 95% intervals: the three per-question shares (Wilson), each
+    with its paired difference from the base on the same questions, and KL to the base
+    (bootstrap over prompts; the base's own KL is 0, so no difference)."""
+    base = scores[BASE]["per_question"]
+    out = {}
+    for label, s in scores.items():
+        entry = {key: compared(values, None if label == BASE else base[key])
+                 for key, values in s["per_question"].items()}
+        sums, counts = zip(*s["kl_per_prompt"], strict=True)
+        entry["kl"] = ratio_estimate(sums, counts)
+        out[label] = entry
+    return out
+
+
+def attack_intervals(outcomes: dict[str, dict[str, list[int]]]) -> dict[str, dict[str, Any]]:
+    """Table 4's rates with Wilson intervals; after the attack, the paired difference from
+    the same model before it (the same requests)."""
+    return {label: {"asr_0": compared(o["asr_0"]),
+                    **({"asr_5": compared(o["asr_5"], o["asr_0"])} if "asr_5" in o else {})}
+            for label, o in outcomes.items()}
+
+
+def interval_note(plan: LfUPlan, data: dict[str, list[QARecord]]) -> str:
+    attack = bool(plan.attack_methods)
+    return (f"Intervals are 95%: Wilson for the shares ({plan.n_heldout} held-out problems, "
+            f"{len(data['known'])} known and {len(data['unverifiable'])} unverifiable "
+            "questions" + (f", {len(data['attack_eval'])} attack requests" if attack else "")
+            + "), bootstrap over prompts for KL. ▲/▼ mark a difference from the base"
+            + (" (after an attack: from the same model before it)" if attack else "")
+            + " whose paired 95% interval excludes 0; without a mark the difference is "
+            "within the noise of these set sizes. The average rank is taken on the point "
+            "values and ignores the intervals.")
 
 
 def _train(plan: LfUPlan, model: str, data: Path, method: str, output: Path,
@@ -213,10 +259,12 @@ def run_lfu_demo(output: Path = Path("results/demo"), quick: bool = False, full:
         reference_lp = next_token_logprobs(base_model, tokenizer)
         _log(progress, "evaluating the base")
         scores = {"base": score(base_model, tokenizer, data, plan, reference_lp, progress)}
-        attack: dict[str, dict[str, float]] = {}
+        attack: dict[str, dict[str, Any]] = {}
+        outcomes: dict[str, dict[str, list[int]]] = {}  # per request: 1 = not refused
         if plan.attack_methods:
-            attack["base"] = {"asr_0": refusal_check(base_model, tokenizer, data["attack_eval"],
-                                                     progress=progress)["asr"]}
+            check = refusal_check(base_model, tokenizer, data["attack_eval"], progress=progress)
+            attack["base"] = {"asr_0": check["asr"]}
+            outcomes["base"] = {"asr_0": check["per_request"]}
         del base_model
 
     runs = [Run(m, m) for m in plan.methods] + list(plan.extra_runs)
@@ -250,6 +298,7 @@ def run_lfu_demo(output: Path = Path("results/demo"), quick: bool = False, full:
             del model
             attack[method] = {"asr_0": before["asr"], "asr_5": after["asr"],
                               "samples_5": after["samples"][:2]}
+            outcomes[method] = {"asr_0": before["per_request"], "asr_5": after["per_request"]}
             _drop_weights(aligned, plan)
             _drop_weights(attacked, plan)
 
@@ -262,15 +311,17 @@ def run_lfu_demo(output: Path = Path("results/demo"), quick: bool = False, full:
                   "unverifiable": len(data["unverifiable"]),
                   "prompt_questions": min(plan.n_prompt_questions, n),
                   "align": len(data["align"]), "attack_eval": len(data["attack_eval"])},
-        "models": {k: {m: v for m, v in s.items() if m != "samples"} for k, s in scores.items()},
+        "models": {k: {m: v for m, v in s.items() if m not in RAW} for k, s in scores.items()},
+        "intervals": table1_intervals(scores),
+        "per_question": {k: {**s["per_question"], "kl_per_prompt": s["kl_per_prompt"]}
+                         for k, s in scores.items()},
         "attack": {k: {m: v for m, v in a.items() if m.startswith("asr")}
                    for k, a in attack.items()},
+        "attack_intervals": attack_intervals(outcomes),
         "samples": {k: s["samples"] for k, s in scores.items()},
         "attack_samples": {k: a.get("samples_5", []) for k, a in attack.items()},
         "timings_s": timings_s,
-        "notes": [f"{n} held-out problems: one problem is {1 / n:.3f} of accuracy, so "
-                  "differences of a few hundredths are noise; rates on 20 questions move in "
-                  "steps of 0.05.",
+        "notes": [interval_note(plan, data),
                   "lora is plain SFT (the paper's SFT row); every method trains LoRA r=8.",
                   *plan.notes],
     }
