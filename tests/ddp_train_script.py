@@ -1,6 +1,7 @@
 """Run by the DDP tests under ``torchrun --nproc_per_node 2``: one training run; each rank
 writes a hash of its final weights, its optimizer step count and every loss term it logged
-(``loss_<term>`` lists, e.g. ``loss_lfu``)."""
+(``loss_<term>`` lists, e.g. ``loss_lfu``) and how many monitor points it logged. An
+optional fifth argument is a JSON object of more run options."""
 
 import hashlib
 import json
@@ -27,6 +28,7 @@ class Report(TrainerCallback):
             for key, value in entry.items():
                 if key.startswith("loss_"):
                     report.setdefault(key, []).append(value)
+        report["monitor_points"] = sum("monitor/ft" in e for e in state.log_history)
         with open(os.path.join(sys.argv[3], f"rank{rank}.json"), "w") as fh:
             json.dump(report, fh)
 
@@ -48,6 +50,7 @@ if __name__ == "__main__":
     torch.manual_seed(0)
     count_set_up_passes(sys.argv[3])
     data, output, _, method = sys.argv[1:5]
+    extra = json.loads(sys.argv[5]) if len(sys.argv) > 5 else {}
     train(TrainConfig(model="tiny-random-llama", data=data, output=output, method=method,
                       epochs=2, batch_size=2, learning_rate=1e-3, save_strategy="no",
-                      logging_steps=1, progress=False), callbacks=[Report()])
+                      logging_steps=1, progress=False, **extra), callbacks=[Report()])

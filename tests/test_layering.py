@@ -1,4 +1,6 @@
-"""Imports flow one way: lm below data, train, unlearn and eval; nothing below eval reads it.
+"""Imports flow one way: lm below everything; nothing below eval (lm, data, repair) reads
+eval, and eval reads neither training nor unlearning (training reads eval: its monitor
+measures with the evaluation suite).
 
 Imports made only for type checking (inside ``if TYPE_CHECKING:``) are allowed: they never
 run.
@@ -12,7 +14,7 @@ from pathlib import Path
 import forgetkit
 
 ROOT = Path(forgetkit.__file__).parent
-BELOW_EVAL = ("train", "unlearn", "lm", "data")
+BELOW_EVAL = ("lm", "data", "repair")
 ABOVE_LM = ("data", "train", "unlearn", "eval", "repair", "report", "audit", "testbed", "studies",
             "cli")
 
@@ -56,6 +58,12 @@ def _hits(imports: list[str], banned: str) -> list[str]:
 def test_nothing_below_eval_imports_eval():
     bad = {path: _hits(names, "forgetkit.eval")
            for package in BELOW_EVAL for path, names in _imports_of(package).items()}
+    assert {path: hits for path, hits in bad.items() if hits} == {}
+
+
+def test_eval_never_imports_training_or_unlearning():
+    bad = {path: _hits(names, "forgetkit.train") + _hits(names, "forgetkit.unlearn")
+           for path, names in _imports_of("eval").items()}
     assert {path: hits for path, hits in bad.items() if hits} == {}
 
 

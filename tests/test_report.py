@@ -58,3 +58,28 @@ def test_render_writes_markdown_and_valid_pngs(tmp_path):
     for png in ("results_contracts.png", "results_authors.png", "sparsity_contracts.png",
                 "drift_contracts.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _curve(ft_end, chosen, stopped=None, keep_best=None, met=None):
+    points = [{"step": s, "ft": ft_end * s / 8, "idk/unverifiable": 1 - s / 16,
+               "idk/heldout_contracts": 1 - s / 10, "idk": 1 - s / 13, "known": 0.8,
+               "kl": 0.01 * s} for s in (0, 4, 8)]
+    return {"measures": ["ft", "idk", "idk/unverifiable", "idk/heldout_contracts", "known",
+                         "kl"], "points": points, "sets": {"train": 8, "known": 8},
+            "keep_best": keep_best, "keep_best_met": met, "stop_when": None,
+            "stopped_at": stopped, "chosen_step": chosen}
+
+
+def test_the_monitor_curves_are_drawn_with_the_kept_point_in_a_table(tmp_path):
+    results = _results()
+    results["curves"] = {"contracts/full": _curve(1.0, 8),
+                         "contracts/seat": _curve(0.9, 4, keep_best="ft if idk>=0.7", met=True)}
+    render_results(results, tmp_path)
+    md = (tmp_path / "results.md").read_text()
+    assert (tmp_path / "curves_contracts.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "![curves](curves_contracts.png)" in md and "curves_authors.png" not in md
+    table = md.split("### While training")[1]
+    # per run: the kept step and the measures there; the pooled IDK gives way to per-file
+    assert "| full | 8 | 1.000 | 0.500 | 0.200 | 0.800 | 0.080 | last step |" in table
+    assert "| seat | 4 | 0.450 | 0.750 | 0.600 | 0.800 | 0.040 | keep-best ft if idk>=0.7 |" \
+        in table

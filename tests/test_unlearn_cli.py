@@ -85,3 +85,27 @@ def test_unlearn_bad_input_is_a_clear_error(tmp_path):
     res = run("--forget", str(forget))
     assert res.exit_code == 2 and "--retain" in res.output
     assert not (tmp_path / "o").exists()
+
+
+def test_unlearn_is_watched_on_its_forget_and_retain_sides(tmp_path):
+    data = _setting(tmp_path)
+    out = tmp_path / "ga"
+    res = runner.invoke(app, ["unlearn", "--model", "tiny-random-llama",
+                              "--forget", str(data / "forget.jsonl"),
+                              "--retain", str(data / "retain.jsonl"), "--method", "ga",
+                              "--output", str(out), "--max-steps", "2", "--batch-size", "4",
+                              "--save-strategy", "no", "--no-progress", "--monitor-every", "2",
+                              "--monitor-size", "2", "--keep-best", "retain - forget"])
+    assert res.exit_code == 0, res.output
+    run = json.loads((out / RUN_FILE).read_text())
+    monitor = run["monitor"]
+    assert monitor["measures"] == ["forget", "retain", "idk", "known", "kl"]
+    assert [p["step"] for p in monitor["points"]] == [0, 2]
+    assert monitor["sets"]["forget"] == 2 and monitor["sets"]["retain"] == 2
+    assert monitor["chosen_step"] == 2 and monitor["keep_best_met"]
+    res = runner.invoke(app, ["unlearn", "--model", "tiny-random-llama",
+                              "--forget", str(data / "forget.jsonl"),
+                              "--retain", str(data / "retain.jsonl"), "--method", "ga",
+                              "--output", str(tmp_path / "x"), "--keep-best", "ft"])
+    assert res.exit_code == 2 and "uses ['ft'], which this run does not measure" in res.output
+    assert not (tmp_path / "x").exists()

@@ -96,12 +96,42 @@ class RunOptions(Options):
     answer_field: str = Field("answer", description="data column holding the answer")
     subject_field: str = Field("subject", description="data column naming the subject")
     progress: bool = Field(True, description="show progress bars")
+    # the training monitor (train/monitor.py): on with any of these
+    monitor: bool = Field(False, description="measure FT, IDK, known accuracy and KL every "
+                          "--monitor-every steps while training (on with any monitor option)")
+    monitor_unseen: list[Path] | None = Field(
+        None, description="files of questions the model should refuse, watched while "
+        "training (default: forgetkit's shipped monitor set)")
+    monitor_known: list[Path] | None = Field(
+        None, description="files of questions the model should keep answering (default: "
+        "a slice of the shipped known set)")
+    monitor_every: int | None = Field(
+        None, ge=1, description="optimizer steps between measurements (default: 8 a run)")
+    monitor_size: int = Field(16, ge=1, description="questions per watched set")
+    keep_best: str | None = Field(
+        None, description="save the measured point a rule picks, e.g. 'ft if idk>=0.8'")
+    stop_when: str | None = Field(
+        None, description="stop training once a rule holds, e.g. 'ft>=0.95 or idk<0.7'")
 
     @field_validator("max_steps")
     @classmethod
     def _steps_or_epochs(cls, value: int) -> int:
         if value != -1 and value < 1:
             raise ValueError("must be at least 1, or -1 to train by epochs")
+        return value
+
+    @field_validator("keep_best", "stop_when")
+    @classmethod
+    def _rule_reads(cls, value: str | None, info: Any) -> str | None:
+        """A monitor rule is read now, so a typo fails before any model loads."""
+        if value is not None:
+            from forgetkit.train.monitor_rules import parse_keep_best, parse_stop_when
+
+            parse = parse_keep_best if info.field_name == "keep_best" else parse_stop_when
+            try:
+                parse(value)
+            except UserError as err:
+                raise ValueError(str(err)) from err
         return value
 
     @field_validator("fp16")

@@ -12,6 +12,7 @@ from typing import Any
 from forgetkit.eval.registry import METRICS
 from forgetkit.io import atomic_write_text
 from forgetkit.report.charts import pyplot, save
+from forgetkit.report.curves import curve_chart, curve_table
 from forgetkit.report.markdown import fmt, headed
 from forgetkit.report.repair_tables import repair_section
 
@@ -181,6 +182,24 @@ def drift_chart(drift: dict[str, dict[str, dict[str, list[float]]]], path: Path,
     return save(fig, path)
 
 
+def curve_section(curves: dict[str, Any], dataset: str, folder: Path) -> list[str]:
+    """The monitor's curves of the runs on ``dataset``: what each fine-tune learned and lost
+    while it trained."""
+    mine = {k.split("/", 1)[1]: v for k, v in curves.items()
+            if k.startswith(f"{dataset}/") and "@" not in k}
+    if not mine:
+        return []
+    curve_chart(mine, folder / f"curves_{dataset}.png",
+                f"Fine-tuned on {dataset}: measured while training")
+    sizes = next(iter(mine.values()))["sets"]
+    return ["### While training", "",
+            "The training monitor (`--monitor-every`, docs/training.md#watching-forgetting) "
+            "measured every run every few steps on small slices of the sets ("
+            + ", ".join(f"{k} {v}" for k, v in sizes.items()) + " questions): greedy "
+            "answers, so these are noisier than the table above.", "",
+            f"![curves](curves_{dataset}.png)", "", curve_table(mine), ""]
+
+
 def render_results(results: dict[str, Any], folder: Path) -> Path:
     """Write results.md and its charts beside results.json."""
     folder = Path(folder)
@@ -202,6 +221,7 @@ def render_results(results: dict[str, Any], folder: Path) -> Path:
             drift_chart(drift, folder / f"drift_{dataset}.png",
                         f"Fine-tuned on {dataset}: activation drift from the base")
             lines += [f"![drift]({f'drift_{dataset}.png'})", ""]
+        lines += curve_section(results.get("curves", {}), dataset, folder)
         if (folder / f"pca_{dataset}.png").is_file():
             lines += ["Activations of known, fine-tuning and unverifiable questions on the "
                       "principal components of the unverifiable set (SEAT Figure 2):", "",

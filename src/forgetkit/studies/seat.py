@@ -8,6 +8,7 @@ known-question accuracy and KL to the base -> results.json, results.md, PNG char
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -37,7 +38,7 @@ from forgetkit.studies.study import (
     results_folder,
 )
 from forgetkit.train.config import TrainConfig
-from forgetkit.train.run import train
+from forgetkit.train.run import RUN_FILE, train
 
 KINDS = ("contracts", "authors")
 
@@ -68,6 +69,9 @@ class DemoPlan:
     sparsity_sweep: tuple[float, ...] = ()  # extra seat runs, one per sparsity
     # post-hoc repairs of the first dataset's `full` run (studies/repair.py)
     repair_methods: tuple[str, ...] = REPAIRS_DEFAULT
+    # the training monitor (train/monitor.py): the curves of every run; None turns it off
+    monitor_every: int | None = 9
+    monitor_size: int = 8
 
 
 DEFAULT = DemoPlan()
@@ -194,6 +198,7 @@ def run_demo(output: Path = Path("results/demo"), quick: bool = False, full: boo
             _log(progress, f"evaluating the base on the {dataset} sets")
             assess(f"{dataset}/base", base_model, base_tok, dataset)
 
+    curves: dict[str, dict[str, Any] | None] = {}
     for run in runs_of(plan):
         n = len(data[f"train_{run.dataset}"])
         _log(progress, f"fine-tuning '{run.label}' on {n} {run.dataset} questions "
@@ -206,8 +211,10 @@ def run_demo(output: Path = Path("results/demo"), quick: bool = False, full: boo
                                  overwrite=True, epochs=plan.epochs, batch_size=plan.batch_size,
                                  learning_rate=plan.learning_rates.get(run.method),
                                  seed=plan.seed, save_strategy="no", progress=progress,
+                                 **monitor_options(plan, data_dir, run.dataset),
                                  **run.overrides)
             trained_dir = train(config)
+            curves[f"{run.dataset}/{run.label}"] = run_record(trained_dir).get("monitor")
         with timings.step(f"eval {run.dataset}/{run.label}"):
             model, tokenizer = models.load(str(trained_dir))
             assess(f"{run.dataset}/{run.label}", model, tokenizer, run.dataset)
@@ -242,6 +249,7 @@ def run_demo(output: Path = Path("results/demo"), quick: bool = False, full: boo
                          for s, v in ign["sets"].items()}
                   for name, ign in ignorance.items()},
         "judge": judge.name,
+        "curves": {k: v for k, v in curves.items() if v},
         "repair": repair_results,
         "timings_s": timings_s,
     }
@@ -253,6 +261,22 @@ def run_demo(output: Path = Path("results/demo"), quick: bool = False, full: boo
     publish("seat", results, output)
     _log(progress, f"done in {timings['total'] / 60:.1f} min")
     return output
+
+
+def monitor_options(plan: DemoPlan, data_dir: Path, dataset: str) -> dict[str, Any]:
+    """The monitor of every run: the training questions, the demo's unverifiable questions
+    and its held-out entities of the same kind, the known questions (``monitor_size`` of
+    each, every ``monitor_every`` steps)."""
+    if plan.monitor_every is None:
+        return {}
+    return {"monitor_every": plan.monitor_every, "monitor_size": plan.monitor_size,
+            "monitor_unseen": [data_dir / "unverifiable.jsonl",
+                               data_dir / f"heldout_{dataset}.jsonl"],
+            "monitor_known": [data_dir / "known.jsonl"]}
+
+
+def run_record(folder: Path) -> dict[str, Any]:
+    return json.loads((Path(folder) / RUN_FILE).read_text())
 
 
 def audit_study(output: Path, dataset: str, evaluations: dict[str, dict[str, Any]],

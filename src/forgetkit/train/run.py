@@ -13,6 +13,7 @@ import os
 import platform
 import shutil
 import time
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from forgetkit.lm import models
 from forgetkit.lm.tokenize import QACollator, encode_records
 from forgetkit.train.config import TrainConfig
 from forgetkit.train.methods import Method, get_method
+from forgetkit.train.monitor import ForgettingMonitor, monitor_from_config
 from forgetkit.train.processes import is_main_process, work_dir
 from forgetkit.train.registry import PARAMETERS, TERMS, TRANSFORMS, ParameterSelection, RunContext
 from forgetkit.train.resume import resume_point, run_definition, start_fresh
@@ -92,12 +94,30 @@ def refuse_diverged(model: torch.nn.Module, log_history: list[dict[str, Any]],
                     "a loss term's weight and run again")
 
 
+def warn_unmet(monitor: ForgettingMonitor) -> None:
+    """Say so when no measured point met --keep-best's condition (the last weights stay)."""
+    summary = monitor.summary()
+    if summary["keep_best"] and not summary["keep_best_met"] and is_main_process():
+        warnings.warn(f"no measured point met --keep-best '{summary['keep_best']}'; the "
+                      f"weights of the last step ({summary['chosen_step']}) are saved. The "
+                      "curve is in forgetkit_run.json under 'monitor'.", MonitorWarning,
+                      stacklevel=2)
+
+
+class MonitorWarning(UserWarning):
+    """A monitor rule could not be honoured as written."""
+
+
 def run_inputs(config: TrainConfig) -> dict[str, Any]:
     """Every path a run reads: none may be, hold or contain its output."""
     options = config.flat()
-    return {"model": config.model, "data file": config.data,
-            "retain set": options.get("retain"), "KL cache": options.get("kl_cache"),
-            "KIF signatures": options.get("kif_signatures")}
+    inputs = {"model": config.model, "data file": config.data,
+              "retain set": options.get("retain"), "KL cache": options.get("kl_cache"),
+              "KIF signatures": options.get("kif_signatures")}
+    for what in ("monitor_unseen", "monitor_known"):
+        for i, path in enumerate(options.get(what) or []):
+            inputs[f"{what.replace('_', ' ')} file {i + 1}"] = path
+    return inputs
 
 
 def defining_inputs(config: TrainConfig) -> dict[str, Any]:
@@ -231,6 +251,11 @@ def train(config: TrainConfig, extra_terms: list | None = None,
     last = resume_point(checkpoints, definition) if config.resume else None
     if not config.resume and is_main_process():
         start_fresh(checkpoints, definition)  # before set-up passes write shared files there
+    callbacks = list(callbacks or [])
+    # the monitor's sets and rules are read now: a bad file or rule fails before the model loads
+    monitor = (next((c for c in callbacks if isinstance(c, ForgettingMonitor)), None)
+               or monitor_from_config(config, read_qa(config.data, Fields.of(config)),
+                                      Fields.of(config)))
     ctx, terms, selection = prepare_run(config, method, loaded)
     trainer = ForgetTrainer(
         model=ctx.model,
@@ -239,10 +264,15 @@ def train(config: TrainConfig, extra_terms: list | None = None,
         data_collator=QACollator(ctx.tokenizer.pad_token_id),
         processing_class=ctx.tokenizer,
         loss_terms=terms + list(extra_terms or []),
-        callbacks=callbacks,
+        callbacks=[c for c in callbacks if c is not monitor],
     )
+    if monitor is not None:
+        monitor.tokenizer = monitor.tokenizer or ctx.tokenizer
+        monitor.attach(trainer)
     started = time.time()
     result = trainer.train(resume_from_checkpoint=str(last) if last else None)
+    if monitor is not None:
+        warn_unmet(monitor)
 
     refuse_diverged(trainer.accelerator.unwrap_model(trainer.model), trainer.state.log_history,
                     checkpoints)
@@ -266,6 +296,8 @@ def train(config: TrainConfig, extra_terms: list | None = None,
                    "n_examples": len(ctx.examples), "notes": ctx.notes,
                    "global_step": trainer.state.global_step,
                    "train_metrics": result.metrics, "log_history": trainer.state.log_history}
+            if monitor is not None:
+                run["monitor"] = monitor.summary()
             (tmp / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n")
         shutil.rmtree(checkpoints, ignore_errors=True)
     trainer.accelerator.wait_for_everyone()

@@ -125,7 +125,11 @@ class LossTermsMixin:
         return (total, outputs) if return_outputs else total
 
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
-        # Report each term's mean since the last log beside Trainer's total loss.
+        # Report each term's mean since the last log beside Trainer's total loss (only with
+        # it: other logs, such as the monitor's, leave the running sums alone).
+        if "loss" not in logs:
+            super().log(logs, *args, **kwargs)
+            return
         if self._term_count and len(self.loss_terms) > 1:
             for name, value in self._term_sums.items():
                 logs[f"loss_{name}"] = round(value / self._term_count, 6)
