@@ -23,21 +23,27 @@ from pathlib import Path
 
 from measure import child_env
 
-TRAIN = ["full", "lora", "sparse", "seat", "ewc", "clora", "lfu-reps", "lfu-lora"]
+# "<method>+monitor": the same run watched by the training monitor at every step, keeping
+# the best point (greedy generation in the middle of mixed-precision, checkpointed training)
+TRAIN = ["full", "lora", "sparse", "seat", "ewc", "clora", "lfu-reps", "lfu-lora",
+         "lora+monitor"]
+MONITOR = ["--monitor-every", "1", "--monitor-size", "4", "--keep-best", "ft - kl"]
 UNLEARN = ["kif", "npo"]
 
 
 def command(method: str, args: argparse.Namespace, root: Path) -> list[str]:
+    name, _, watched = method.partition("+")
     launcher = [sys.executable, "-m", "forgetkit"] if args.processes == 1 else [
         sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={args.processes}",
         "-m", "forgetkit"]
     common = ["--model", args.model, "--max-steps", str(args.steps), "--batch-size", "4",
               "--save-strategy", "no", "--no-progress", "--gradient-checkpointing",
-              f"--{args.precision}", "--output", str(root / method)]
-    if method in UNLEARN:
+              f"--{args.precision}", "--output", str(root / method),
+              *(MONITOR if watched else [])]
+    if name in UNLEARN:
         return [*launcher, "unlearn", "--method", method, "--forget", str(root / "forget.jsonl"),
                 "--retain", str(root / "retain.jsonl"), *common]
-    return [*launcher, "train", "--method", method, "--data", str(root / "train.jsonl"),
+    return [*launcher, "train", "--method", name, "--data", str(root / "train.jsonl"),
             *common]
 
 
@@ -84,6 +90,9 @@ def main() -> int:
                 dtype, finite = check(root / method)
                 steps = json.loads((root / method / "forgetkit_run.json").read_text())
                 error = "" if steps["global_step"] == args.steps else "wrong step count"
+                if "+monitor" in method and len(steps.get("monitor", {}).get(
+                        "points", [])) != args.steps + 1:
+                    error = "the monitor did not measure every step"
             else:
                 lines = [x for x in run.stderr.splitlines() if x.strip()]
                 error = lines[-1][:100] if lines else "no output"

@@ -9,7 +9,7 @@ Per run: the aligned base (``forgetkit prepare-base``, cached) is fine-tuned wit
 preset on SIZE questions about SIZE/20 new contracts (20 questions each). The monitor
 watches a slice of the training questions, one held-out contract (16 questions) and the
 shipped monitor set; ``--keep-best`` picks a point on those. Then the kept model is measured
-on what the choice never saw: all training questions (FT: ROUGE-L recall), 40 questions
+on what the choice never saw: all training questions (FT score: ROUGE-1 recall), 40 questions
 about two further held-out contracts and the 100 shipped unverifiable questions (IDK), and
 the shipped known questions. The promise checked: FT >= 0.9 with both IDKs >= 0.8.
 Printed: one Markdown row per run, then mean +- std over seeds per size; written: DIR/
@@ -87,7 +87,7 @@ def main() -> None:
             m = {name: s["metrics"] for name, s in ev["sets"].items()}
             row = {"size": size, "seed": seed, "steps": run["global_step"],
                    "kept_step": run["monitor"]["chosen_step"],
-                   "ft": m["train"]["rougeL_recall"],
+                   "ft": m["train"]["rouge1_recall"], "ft_rougeL": m["train"]["rougeL_recall"],
                    "idk_unverifiable": m["unverifiable"]["idk_sm"],
                    "idk_held_out": m["held_out"]["idk_sm"], "known": m["known"]["accuracy"],
                    "minutes": (time.perf_counter() - started) / 60, "monitor": run["monitor"]}

@@ -51,7 +51,13 @@ def test_quick_demo_end_to_end(tmp_path):
         "train/rouge1_recall"]
     md = (out / "results.md").read_text()
     assert "| full |" in md and "| lora |" in md
-    for png in ("results_contracts.png", "pca_contracts.png", "drift_contracts.png"):
+    # the monitor watched every run: 16 questions / batch 8 x 6 epochs = 12 steps
+    curve = results["curves"]["contracts/full"]
+    assert [p["step"] for p in curve["points"]] == [0, 12] and curve["chosen_step"] == 12
+    assert curve["points"][-1]["ft"] > curve["points"][0]["ft"]
+    assert "idk/heldout_contracts" in curve["points"][0] and "### While training" in md
+    for png in ("results_contracts.png", "pca_contracts.png", "drift_contracts.png",
+                "curves_contracts.png"):
         assert (out / png).stat().st_size > 1000, png
     reloaded, _ = models.load(str(out / "models" / "contracts" / "full"))
     assert reloaded.config.use_cache

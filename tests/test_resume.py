@@ -141,3 +141,19 @@ def test_a_resume_is_refused_while_another_run_writes_the_checkpoints(stopped, q
     (work_dir(stopped) / OWNER_FILE).write_text(f"{socket.gethostname()} 1\n")  # alive
     with pytest.raises(ResumeError, match="another run is still writing"):
         train(_config(qa_file, stopped, resume=True))
+
+
+def test_how_a_run_is_watched_does_not_define_it_but_its_rules_do(tmp_path, qa_file):
+    from forgetkit.train.resume import run_definition
+    from forgetkit.train.run import defining_inputs
+
+    watched = write_qa([QARecord("Who is Ada?", "I don't know.", "Ada")], tmp_path / "w.jsonl")
+
+    def definition(**kw):
+        config = _config(qa_file, tmp_path / "o", **kw)
+        return run_definition(config.flat(), "full", defining_inputs(config))
+
+    plain = definition()
+    assert definition(monitor_unseen=[watched], monitor_every=3, monitor_size=4) == plain
+    assert definition(keep_best="ft if idk>=0.8") != plain
+    assert definition(stop_when="idk<0.5") != plain

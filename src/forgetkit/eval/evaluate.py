@@ -76,11 +76,18 @@ def evaluate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
     share of answers that are refusals AND refer to the question's entity.
     """
     result: dict[str, Any] = {"sets": {}}
+    # one generation pass over every set's questions: batches fill up across sets (fewer,
+    # fuller calls; each answer is what it would be alone, see ``generate_answers``)
+    records = [r for s in sets for r in s.records]
+    everything = generate_answers(model, tokenizer, [r.question for r in records],
+                                  max_new_tokens=max_new_tokens, batch_size=batch_size,
+                                  desc=f"answering {len(records)} questions of "
+                                       f"{len(sets)} sets", progress=progress,
+                                  contexts=[r.context for r in records])
+    start = 0
     for s in sets:
-        answers = generate_answers(model, tokenizer, [r.question for r in s.records],
-                                   max_new_tokens=max_new_tokens, batch_size=batch_size,
-                                   desc=f"answering {s.name}", progress=progress,
-                                   contexts=[r.context for r in s.records])
+        answers = everything[start:start + len(s.records)]
+        start += len(s.records)
         scores: dict[str, float] = {}
         per_question: dict[str, list[float]] = {}
         for metric in role_metrics(s.role):

@@ -11,7 +11,7 @@ from typing import Any
 
 from forgetkit.report.charts import pyplot, save
 
-TITLES = {"ft": "FT score (ROUGE-L recall,\ntraining questions) ↑",
+TITLES = {"ft": "FT score (ROUGE-1 recall,\ntraining questions) ↑",
           "forget": "forget-set ROUGE-L recall ↓", "retain": "retain-set ROUGE-L recall ↑",
           "idk": "IDK, unseen questions ↑", "known": "known accuracy ↑",
           "kl": "KL to the start (nats) ↓"}

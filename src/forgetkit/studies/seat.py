@@ -70,7 +70,7 @@ class DemoPlan:
     # post-hoc repairs of the first dataset's `full` run (studies/repair.py)
     repair_methods: tuple[str, ...] = REPAIRS_DEFAULT
     # the training monitor (train/monitor.py): the curves of every run; None turns it off
-    monitor_every: int | None = 9
+    monitor_every: int | None = 12
     monitor_size: int = 8
 
 

@@ -26,7 +26,7 @@ from forgetkit.errors import UserError
 
 # name -> what it is; the monitor logs each as ``monitor/<name>``
 MEASURES: dict[str, str] = {
-    "ft": "ROUGE-L recall of the answers to training questions (the target being learned)",
+    "ft": "FT score: ROUGE-1 recall of the answers to training questions (the target)",
     "forget": "ROUGE-L recall of the answers to forget questions (unlearning: lower is "
               "more forgotten)",
     "retain": "ROUGE-L recall of the answers to retain questions (unlearning)",

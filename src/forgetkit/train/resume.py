@@ -28,7 +28,10 @@ DEFINITION_FILE = "forgetkit_run_definition.json"
 _VERSION = 1
 # Settings that change how a run is watched or kept, not what it computes.
 NOT_DEFINING = frozenset({"output", "overwrite", "resume", "progress", "logging_steps", "device",
-                          "save_strategy", "save_steps", "save_total_limit", "report_to"})
+                          "save_strategy", "save_steps", "save_total_limit", "report_to",
+                          # the training monitor's sets and pace (its rules do define a run)
+                          "monitor", "monitor_unseen", "monitor_known", "monitor_every",
+                          "monitor_size"})
 
 
 class SkippedCheckpointWarning(ForgetkitWarning):

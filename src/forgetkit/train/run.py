@@ -124,7 +124,7 @@ def defining_inputs(config: TrainConfig) -> dict[str, Any]:
     """The inputs whose content defines a run. The KL cache and KIF's signatures check their
     own fingerprints, and a run may create them, so they are not among them."""
     return {what: path for what, path in run_inputs(config).items()
-            if what not in ("KL cache", "KIF signatures")}
+            if what not in ("KL cache", "KIF signatures") and not what.startswith("monitor")}
 
 
 def training_device(config: TrainConfig) -> torch.device:
