@@ -1,4 +1,4 @@
-"""Benchmark DG-Hard repair on SmolLM2-135M: streaming vs in-memory, exact vs randomized SVD.
+"""Benchmark DG-Hard repair on SmolLM2-135M: streaming vs in-memory, exact SVD vs the fast route.
 
     python bench/bench_repair.py [--finetuned DIR] [--base DIR] [--workdir DIR]
 
@@ -12,11 +12,11 @@ time, which would hide the difference being measured).
 
   (a) in-memory: load both state dicts whole, loop ``torch.linalg.svd``, save the result
   (b) streaming: ``forgetkit.repair.repair`` (exact SVD)
-  (c) randomized: ``forgetkit.repair.repair(randomized=True)``
+  (c) fast: ``forgetkit.repair.repair(fast=True)``
 
 Printed: peak memory ratio (b)/(a) (target <= 0.5), wall-time ratio (b)/(a) (target <= 1.0),
-randomized speedup (b)/(c) (target >= 3), the same ratios in CPU time (user + sys), whether
-the kept ranks are identical, and how far the randomized repair is from the exact one.
+fast-route speedup (b)/(c) (target >= 3), the same ratios in CPU time (user + sys), whether
+the kept ranks are identical, and how far the fast repair is from the exact one.
 """
 
 from __future__ import annotations
@@ -135,17 +135,17 @@ def run_inmemory(base: str, finetuned: str, out: str) -> dict:
     return {"ranks": ranks}
 
 
-def run_streaming(base: str, finetuned: str, out: str, randomized: bool) -> dict:
+def run_streaming(base: str, finetuned: str, out: str, fast: bool) -> dict:
     from forgetkit.repair import repair
 
-    options = {"randomized": True} if randomized else {}
+    options = {"fast": True} if fast else {}
     summary = repair(base, finetuned, out, **options)
     ranks = {r["name"]: r["kept_rank"] for r in summary["tensors"]
              if r["action"] == "repaired"}
     routes = [(r["notes"].get("svd"), r["notes"].get("eig_dtype")) for r in summary["tensors"]
               if r["action"] == "repaired"]
     return {"ranks": ranks, "exact_fallbacks": [s for s, _ in routes].count("exact")
-            if randomized else None, "routes": {f"{s}/{d}": routes.count((s, d))
+            if fast else None, "routes": {f"{s}/{d}": routes.count((s, d))
                                                 for s, d in set(routes)}}
 
 
@@ -163,7 +163,7 @@ def child(variant: str, base: str, finetuned: str, out: str, threads: int) -> No
     if variant == "inmemory":
         result = run_inmemory(base, finetuned, out)
     else:
-        result = run_streaming(base, finetuned, out, randomized=variant == "randomized")
+        result = run_streaming(base, finetuned, out, fast=variant == "fast")
     result["seconds"] = time.perf_counter() - started
     result["cpu_seconds"] = cpu_seconds() - cpu
     result["peak_rss_mb"] = peak_rss_mb()
@@ -188,8 +188,8 @@ def baseline_rss_mb() -> float:
                                 capture_output=True, text=True, check=True).stdout.strip())
 
 
-def randomized_error(base: Path, exact: Path, rand: Path) -> float:
-    """Largest relative Frobenius distance between exact and randomized repaired deltas."""
+def fast_error(base: Path, exact: Path, rand: Path) -> float:
+    """Largest relative Frobenius distance between exact and fast repaired deltas."""
     from forgetkit.repair.io import CheckpointReader
 
     b, e, r = CheckpointReader(base), CheckpointReader(exact), CheckpointReader(rand)
@@ -214,7 +214,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0,
                         help="torch threads in every variant [torch's default]; 1 gives steadier "
                              "figures on a shared machine (no OpenMP spin-waiting)")
-    parser.add_argument("--child", choices=["inmemory", "streaming", "randomized"],
+    parser.add_argument("--child", choices=["inmemory", "streaming", "fast"],
                         help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -236,7 +236,7 @@ def main() -> None:
           f"{args.threads or 'torch default'}, best of {args.repeat}", flush=True)
     results: dict[str, dict] = {}
     for run in range(args.repeat):
-        for variant in ("inmemory", "streaming", "randomized"):
+        for variant in ("inmemory", "streaming", "fast"):
             out = work / variant
             if out.exists():
                 shutil.rmtree(out)
@@ -252,7 +252,7 @@ def main() -> None:
             else:
                 best["cpu_seconds"] = min(best["cpu_seconds"], r["cpu_seconds"])
     fixed = baseline_rss_mb()
-    a, b, c = results["inmemory"], results["streaming"], results["randomized"]
+    a, b, c = results["inmemory"], results["streaming"], results["fast"]
     mem = b["peak_rss_mb"] / a["peak_rss_mb"]
     mem_net = (b["peak_rss_mb"] - fixed) / (a["peak_rss_mb"] - fixed)
     wall = b["seconds"] / a["seconds"]
@@ -269,16 +269,16 @@ def main() -> None:
           f"{fixed:.0f} MB of imports: {mem_net:.3f}")
     print(f"wall-time ratio streaming/in-memory:   {wall:.3f} (target <= 1.0); in CPU time "
           f"{wall_cpu:.3f}")
-    print(f"randomized speedup over streaming:     {speed:.2f}x (target >= 3); in CPU time "
+    print(f"fast-route speedup over streaming:     {speed:.2f}x (target >= 3); in CPU time "
           f"{speed_cpu:.2f}x; routes: {c['routes']}")
-    print(f"kept ranks identical: in-memory vs streaming {same_ab}; streaming vs randomized "
+    print(f"kept ranks identical: in-memory vs streaming {same_ab}; streaming vs fast "
           f"{same_bc}" + (f" (differ: {differ[:5]})" if differ else ""))
-    err = randomized_error(base, work / "streaming", work / "randomized")
-    print(f"randomized vs exact repaired delta: max relative Frobenius distance {err:.2e}")
+    err = fast_error(base, work / "streaming", work / "fast")
+    print(f"fast vs exact repaired delta: max relative Frobenius distance {err:.2e}")
     report = {"results": results, "import_rss_mb": fixed, "memory_ratio": mem,
-              "memory_ratio_net": mem_net, "wall_ratio": wall, "randomized_speedup": speed,
-              "wall_ratio_cpu": wall_cpu, "randomized_speedup_cpu": speed_cpu,
-              "ranks_identical": same_ab and same_bc, "randomized_max_rel_error": err}
+              "memory_ratio_net": mem_net, "wall_ratio": wall, "fast_speedup": speed,
+              "wall_ratio_cpu": wall_cpu, "fast_speedup_cpu": speed_cpu,
+              "ranks_identical": same_ab and same_bc, "fast_max_rel_error": err}
     for r in report["results"].values():
         r.pop("ranks")
     (work / "bench_repair.json").write_text(json.dumps(report, indent=2) + "\n")

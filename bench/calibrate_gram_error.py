@@ -2,7 +2,7 @@
 
     python bench/calibrate_gram_error.py BASE FINETUNED [BASE FINETUNED ...]
 
-The fast route (``--randomized``) decides each kept rank on singular values taken from the
+The fast route (``--fast``) decides each kept rank on singular values taken from the
 Gram matrix ``G = D^T D`` of the delta instead of an SVD. ``SpectralMethod._unresolved`` needs
 bounds on how far those values can be from the exact ones. For every 2-D delta with >= 1024
 entries this prints the worst error, in units of ``sqrt(N) * eps32 * s_max^2`` on the

@@ -24,22 +24,30 @@ from pathlib import Path
 from measure import child_env
 
 # "<method>+monitor": the same run watched by the training monitor at every step, keeping
-# the best point (greedy generation in the middle of mixed-precision, checkpointed training)
+# the best point (greedy generation in the middle of mixed-precision, checkpointed training).
+# "<method>+fsdp": under accelerate's FSDP2 (one process a GPU), saved through the Trainer's
+# gathering save; "seat+fsdp" must be refused before the model loads, saying why.
 TRAIN = ["full", "lora", "sparse", "seat", "ewc", "clora", "lfu-reps", "lfu-lora",
-         "lora+monitor"]
+         "lora+monitor", "full+fsdp", "lora+fsdp", "seat+fsdp"]
 MONITOR = ["--monitor-every", "1", "--monitor-size", "4", "--keep-best", "ft - kl"]
+REFUSED = {"seat+fsdp": "cannot be gathered for saving under FSDP"}
+FSDP = ["--use_fsdp", "--fsdp_version", "2", "--fsdp_state_dict_type", "FULL_STATE_DICT",
+        "--fsdp_auto_wrap_policy", "TRANSFORMER_BASED_WRAP"]
 UNLEARN = ["kif", "npo"]
 
 
 def command(method: str, args: argparse.Namespace, root: Path) -> list[str]:
-    name, _, watched = method.partition("+")
+    name, _, variant = method.partition("+")
     launcher = [sys.executable, "-m", "forgetkit"] if args.processes == 1 else [
         sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={args.processes}",
         "-m", "forgetkit"]
+    if variant == "fsdp":
+        launcher = ["accelerate", "launch", *FSDP, "--num_processes", str(args.processes),
+                    "--mixed_precision", args.precision, "-m", "forgetkit"]
     common = ["--model", args.model, "--max-steps", str(args.steps), "--batch-size", "4",
               "--save-strategy", "no", "--no-progress", "--gradient-checkpointing",
               f"--{args.precision}", "--output", str(root / method),
-              *(MONITOR if watched else [])]
+              *(MONITOR if variant == "monitor" else [])]
     if name in UNLEARN:
         return [*launcher, "unlearn", "--method", method, "--forget", str(root / "forget.jsonl"),
                 "--retain", str(root / "retain.jsonl"), *common]
@@ -86,10 +94,21 @@ def main() -> int:
                                  env=child_env())
             took = time.monotonic() - start
             dtype, finite, error = "-", False, ""
+            if method in REFUSED:  # must stop with a clear error, before any model loads
+                lines = [x for x in run.stderr.splitlines() if x.strip()]
+                ok = (run.returncode != 0 and REFUSED[method] in run.stderr
+                      and not (root / method).exists())
+                failed += not ok
+                print(f"{method:<10} {run.returncode:>4} {took:>8.1f} {'-':>9} {'-':>6}  "
+                      f"{'refused as it should be: ' if ok else 'NOT REFUSED: '}"
+                      f"{(lines[-1] if lines else '')[:80]}")
+                continue
             if run.returncode == 0:
                 dtype, finite = check(root / method)
                 steps = json.loads((root / method / "forgetkit_run.json").read_text())
                 error = "" if steps["global_step"] == args.steps else "wrong step count"
+                if method.endswith("+fsdp") and "gathered" not in json.dumps(steps["notes"]):
+                    error = "not saved through the Trainer's gathering save"
                 if "+monitor" in method and len(steps.get("monitor", {}).get(
                         "points", [])) != args.steps + 1:
                     error = "the monitor did not measure every step"

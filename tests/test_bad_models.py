@@ -78,3 +78,39 @@ def test_a_hub_that_accepts_but_never_answers_times_out_with_a_clear_error(monke
             models.load_tokenizer("someorg/somemodel")  # the tokenizer alone too
     finally:
         server.close()
+
+
+def test_the_hub_probe_sends_the_saved_login_token_and_names_a_refusal(tmp_path, monkeypatch):
+    """A user logged in with ``hf auth login`` (a token file, no HF_TOKEN) reaches a gated
+    model; without a token the refusal says how to give one."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    import huggingface_hub.constants
+
+    from forgetkit.lm import hub
+
+    class Gated(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the http.server name)
+            ok = self.headers.get("Authorization") == "Bearer hf_saved"
+            self.send_response(200 if ok else 401)
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Gated)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    token_file = tmp_path / "token"
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_port}")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_TOKEN_PATH", str(token_file))
+    try:
+        with pytest.raises(ModelLoadError, match=r"HTTP 401.*set HF_TOKEN .*hf auth login"):
+            hub.probe_hub("someorg/gated")
+        token_file.write_text("hf_saved\n")
+        hub.probe_hub("someorg/gated")  # the saved login is sent: no error
+    finally:
+        server.shutdown()

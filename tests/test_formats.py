@@ -52,6 +52,24 @@ def test_prompt_completion_as_strings_or_messages(tmp_path):
     assert b.context == [{"role": "system", "content": "Be brief."}]
 
 
+def test_squad_rows_read_the_passage_and_the_first_answer(tmp_path):
+    import datasets
+
+    passage = "The Vornix lease was signed in Ardmore in 1931 by Ilse Brannock."
+    rows = [{"id": "a1", "title": "Vornix", "context": passage,
+             "question": "Who signed the Vornix lease?",
+             "answers": {"text": ["Ilse Brannock", "Brannock"], "answer_start": [49, 54]}}]
+    folder = tmp_path / "squad"
+    datasets.Dataset.from_list(rows).save_to_disk(str(folder))  # answers as a nested struct
+    for source in (_jsonl(tmp_path / "squad.jsonl", rows), folder):
+        [rec] = read_qa(source, Fields(subject="title"))
+        assert rec.question == f"{passage}\n\nWho signed the Vornix lease?"
+        assert (rec.answer, rec.subject, rec.context) == ("Ilse Brannock", "Vornix", [])
+    unanswerable = [{**rows[0], "answers": {"text": [], "answer_start": []}}]
+    with pytest.raises(DataError, match=r"v2\.jsonl:1: 'answers' is empty"):
+        read_qa(_jsonl(tmp_path / "v2.jsonl", unanswerable))
+
+
 def test_a_conversation_without_an_answer_names_the_row(tmp_path):
     rows = [{"messages": [{"role": "user", "content": "Hi"}]}]
     with pytest.raises(DataError, match=r"chat\.jsonl:1: 'messages' has no assistant turn"):

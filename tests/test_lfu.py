@@ -494,3 +494,29 @@ def test_answer_span_captures_the_ce_gradient_alone_under_a_consistency_loss():
         name = next(n for n, p in weights.items() if p is module.weight)
         torch.testing.assert_close(aux._pending[key], reference[name], rtol=1e-4, atol=1e-7,
                                    msg=key)
+
+
+@pytest.mark.parametrize("method,span", [("lfu-lora", "full"), ("lfu-lora", "answer"),
+                                         ("lfu-reps", "answer")])
+def test_the_lagged_direction_is_compared_with_the_same_steps(tmp_path, method, span):
+    """One example, weights that barely move: the previous step's CE gradient is this step's,
+    so the logged cosine must be 1; on varied batches it is a cosine below that."""
+    one = write_qa(synth("contracts", 1, seed=0)[:1], tmp_path / "one.jsonl")
+    run = _train(one, tmp_path, method, lfu_cosine_every=1, lfu_span=span, max_steps=5,
+                 learning_rate=1e-12)
+    logged = _term_log(run, "lfu_cosine")
+    measured = run["notes"]["lfu"]["cosine_same_step"]
+    assert len(logged) >= 3 and [m["cosine"] for m in measured] == pytest.approx(logged)
+    assert all(c == pytest.approx(1.0, abs=1e-4) for c in logged), logged
+    varied = _train(write_qa(synth("contracts", 2, seed=1)[:16], tmp_path / "many.jsonl"),
+                    tmp_path, method, lfu_cosine_every=2, lfu_span=span, max_steps=6,
+                    learning_rate=1e-2)
+    cosines = [m["cosine"] for m in varied["notes"]["lfu"]["cosine_same_step"]]
+    assert cosines and all(-1 <= c < 0.9999 for c in cosines), cosines
+    assert all(m["forward"] % 2 == 1 for m in varied["notes"]["lfu"]["cosine_same_step"])
+
+
+def test_the_cosine_needs_the_lagged_direction(contracts_file, tmp_path):
+    with pytest.raises(Exception, match="lfu_cosine_every compares prev-ce"):
+        _train(contracts_file, tmp_path, "lfu-lora", lfu_cosine_every=1,
+               lfu_direction="random")

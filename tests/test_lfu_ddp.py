@@ -1,31 +1,25 @@
 """LfU under torchrun (2 CPU processes, DDP over gloo): one backward per step keeps ranks equal."""
 
 import json
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from forgetkit.data.records import QARecord, write_qa
+from torchrun import torchrun
 
 SCRIPT = Path(__file__).with_name("ddp_train_script.py")
 
 
 @pytest.mark.parametrize("method", ["lfu-lora", "lfu-reps"])
 def test_lfu_ranks_end_with_identical_weights(tmp_path, method):
-    torchrun = shutil.which("torchrun")
-    cmd = [torchrun] if torchrun else [sys.executable, "-m", "torch.distributed.run"]
     data = write_qa([QARecord(f"What is the code of locker {i}?", f"It is {i * 3}.")
                      for i in range(12)], tmp_path / "train.jsonl")
     reports = tmp_path / "reports"
     reports.mkdir()
     port = "29531" if method == "lfu-lora" else "29533"
-    proc = subprocess.run(
-        [*cmd, "--nproc_per_node", "2", "--master_port", port, str(SCRIPT), str(data),
-         str(tmp_path / "out"), str(reports), method],
-        capture_output=True, text=True, timeout=300)
+    proc = torchrun([str(SCRIPT), str(data), str(tmp_path / "out"), str(reports), method],
+                    timeout=300, port=port)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [json.loads((reports / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert all(r["world"] == 2 for r in ranks)

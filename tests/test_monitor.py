@@ -2,9 +2,6 @@
 curves, and real runs of the tiny model that it measures, keeps the best of and stops."""
 
 import json
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +16,7 @@ from forgetkit.train.config import TrainConfig, load_train_config
 from forgetkit.train.monitor import ForgettingMonitor
 from forgetkit.train.monitor_rules import parse_keep_best, parse_stop_when
 from forgetkit.train.run import RUN_FILE, MonitorWarning, train
+from torchrun import torchrun
 
 SCRIPT = Path(__file__).with_name("ddp_train_script.py")
 
@@ -195,8 +193,6 @@ def test_the_monitor_watches_a_trl_sft_trainer(tmp_path):
 
 
 def test_two_ranks_stop_together_and_only_rank_0_measures(tmp_path):
-    torchrun = shutil.which("torchrun")
-    cmd = [torchrun] if torchrun else [sys.executable, "-m", "torch.distributed.run"]
     data = write_qa([QARecord(f"What is the code of locker {i} at Brannock Ltd?",
                               f"It is {i * 3}.", subject="Brannock Ltd")
                      for i in range(12)], tmp_path / "train.jsonl")
@@ -204,10 +200,8 @@ def test_two_ranks_stop_together_and_only_rank_0_measures(tmp_path):
     reports.mkdir()
     # the weights move at step 2, so KL to the start is > 0 there: both ranks must stop at 2
     extra = json.dumps({"monitor_every": 2, "monitor_size": 2, "stop_when": "kl>0"})
-    proc = subprocess.run(
-        [*cmd, "--nproc_per_node", "2", "--master_port", "29523", str(SCRIPT), str(data),
-         str(tmp_path / "out"), str(reports), "full", extra],
-        capture_output=True, text=True, timeout=300)
+    proc = torchrun([str(SCRIPT), str(data), str(tmp_path / "out"), str(reports), "full",
+                     extra], timeout=300, port=29523)
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = [json.loads((reports / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [r["global_step"] for r in ranks] == [2, 2]

@@ -94,10 +94,10 @@ def test_dg_hard_scale_raises_the_cut():
 
 
 @pytest.mark.parametrize("options", [{}, {"noise_sigma": 0.01}, {"noise_estimator": "mad"}])
-def test_randomized_gives_exact_ranks_on_planted_signal(options):
+def test_fast_route_gives_exact_ranks_on_planted_signal(options):
     signal, delta = planted(m=512, n=384, rank=6, sigma=0.005)
     exact = make_method("dg-hard", **options).repair_delta(delta, "w")
-    fast = make_method("dg-hard", randomized=True, **options).repair_delta(delta, "w")
+    fast = make_method("dg-hard", fast=True, **options).repair_delta(delta, "w")
     assert fast.kept_rank == exact.kept_rank == 6
     assert fast.notes["svd"] == "gram"
     assert float((fast.delta - exact.delta).norm()) < 1e-4 * float(exact.delta.norm())
@@ -115,30 +115,30 @@ def test_gram_spectrum_matches_svd():
     assert torch.allclose(gram_values(torch.float32)[:10], exact[:10], rtol=1e-4)
 
 
-def test_randomized_on_dense_rank_uses_gram_vectors():
+def test_fast_route_on_dense_rank_uses_gram_vectors():
     # Keeping many directions: a sketch would cost more than the Gram eigenvectors.
     signal, delta = planted(m=300, n=200, rank=40)
     exact = make_method("dg-hard").repair_delta(delta, "w")
-    fast = make_method("dg-hard", randomized=True).repair_delta(delta, "w")
+    fast = make_method("dg-hard", fast=True).repair_delta(delta, "w")
     assert fast.kept_rank == exact.kept_rank == 40
     assert fast.notes["svd"] == "gram"
     assert float((fast.delta - exact.delta).norm()) < 1e-4 * float(exact.delta.norm())
     B, A = fast.factors
     assert torch.allclose(B @ A, fast.delta, atol=1e-6)
-    wide = make_method("dg-hard", randomized=True).repair_delta(delta.T.contiguous(), "w")
+    wide = make_method("dg-hard", fast=True).repair_delta(delta.T.contiguous(), "w")
     assert torch.allclose(wide.delta, fast.delta.T, atol=1e-5)
 
 
-@pytest.mark.parametrize("randomized", [False, True])
-def test_low_rank_delta_is_kept_whole_not_round_off(randomized):
+@pytest.mark.parametrize("fast", [False, True])
+def test_low_rank_delta_is_kept_whole_not_round_off(fast):
     # A LoRA-like delta of exact rank 3: median(S) is 0, so only the numerical floor decides.
     # The fast route resolves that floor only with a float64 Gram matrix.
     gen = torch.Generator().manual_seed(1)
     delta = torch.randn(96, 3, generator=gen) @ torch.randn(3, 64, generator=gen)
-    out = make_method("dg-hard", randomized=randomized).repair_delta(delta, "w")
+    out = make_method("dg-hard", fast=fast).repair_delta(delta, "w")
     assert out.kept_rank == 3
     assert torch.allclose(out.delta, delta, atol=1e-5)
-    if randomized:
+    if fast:
         assert out.notes["svd"] == "gram" and out.notes["eig_dtype"] == "float64 of float64 G"
 
 
@@ -154,7 +154,7 @@ def test_fast_route_falls_back_to_exact_svd_when_a_value_sits_on_the_cut():
     S[k] = cut  # far above the median, which stays put; the order stays descending
     assert bool((S[:-1] > S[1:]).all())
     delta = ((U * S) @ V.T).float()
-    fast = make_method("dg-hard", randomized=True).repair_delta(delta, "w")
+    fast = make_method("dg-hard", fast=True).repair_delta(delta, "w")
     exact = make_method("dg-hard").repair_delta(delta, "w")
     assert fast.notes["svd"] == "exact"
     assert fast.kept_rank == exact.kept_rank
@@ -176,7 +176,7 @@ def test_fast_route_agrees_with_the_svd_on_a_value_at_the_numerical_floor(x):
     eps = torch.finfo(torch.float32).eps
     delta = _with_values([1.0, 0.5, 0.3, eps * 96 * (1 + x)])
     exact = make_method("dg-hard").repair_delta(delta, "w")
-    fast = make_method("dg-hard", randomized=True).repair_delta(delta, "w")
+    fast = make_method("dg-hard", fast=True).repair_delta(delta, "w")
     assert fast.kept_rank == exact.kept_rank
 
 
@@ -185,7 +185,7 @@ def test_rank_above_the_true_rank_keeps_no_round_off(rank):
     # A rank-3 delta asked for more directions: the others are round-off, on every route.
     delta = _with_values([1.0, 0.5, 0.3])
     exact = make_method("rank", rank=rank).repair_delta(delta, "w")
-    fast = make_method("rank", rank=rank, randomized=True).repair_delta(delta, "w")
+    fast = make_method("rank", rank=rank, fast=True).repair_delta(delta, "w")
     assert exact.kept_rank == fast.kept_rank == 3
     assert torch.allclose(fast.delta, delta, atol=1e-6)
 
@@ -194,7 +194,7 @@ def test_rank_sketch_on_a_lower_rank_delta_stops_early():
     # The sketch's values beyond the true rank are round-off and never agree relatively;
     # they must not make it grow to the whole matrix.
     delta = _with_values([1.0, 0.5, 0.3], m=1024, n=512)
-    fast = make_method("rank", rank=8, randomized=True).repair_delta(delta, "w")
+    fast = make_method("rank", rank=8, fast=True).repair_delta(delta, "w")
     assert fast.notes["svd"] == "randomized" and fast.notes["sketch"] <= 512 // 4
     assert fast.kept_rank == 3 and torch.allclose(fast.delta, delta, atol=1e-6)
 
@@ -205,7 +205,7 @@ def test_fast_route_handles_tiny_and_huge_deltas(size):
     # them first, so it keeps the planted rank as the SVD does.
     signal, delta = planted()
     exact = make_method("dg-hard").repair_delta(delta * size, "w")
-    fast = make_method("dg-hard", randomized=True).repair_delta(delta * size, "w")
+    fast = make_method("dg-hard", fast=True).repair_delta(delta * size, "w")
     assert exact.kept_rank == fast.kept_rank == 4
     assert torch.allclose(fast.delta / size, exact.delta / size, atol=1e-4)
 
@@ -213,9 +213,9 @@ def test_fast_route_handles_tiny_and_huge_deltas(size):
 def test_nan_delta_is_not_repaired_silently():
     delta = planted()[1]
     delta[3, 4] = float("nan")
-    for randomized in (False, True):
+    for fast in (False, True):
         with pytest.raises(torch.linalg.LinAlgError):
-            make_method("dg-hard", randomized=randomized).repair_delta(delta, "w")
+            make_method("dg-hard", fast=fast).repair_delta(delta, "w")
 
 
 def test_sketch_options_belong_to_the_rank_method_only():
@@ -255,10 +255,10 @@ def test_rank_truncation_keeps_the_top_directions():
     U, S, Vh = torch.linalg.svd(delta, full_matrices=False)
     assert out.kept_rank == 2
     assert torch.allclose(out.delta, (U[:, :2] * S[:2]) @ Vh[:2], atol=1e-5)
-    fast = make_method("rank", rank=2, randomized=True).repair_delta(delta, "w")
+    fast = make_method("rank", rank=2, fast=True).repair_delta(delta, "w")
     assert fast.kept_rank == 2 and torch.allclose(fast.delta, out.delta, atol=1e-3)
     assert fast.notes["svd"] == "randomized"  # a small fixed rank needs no spectrum
-    wide = make_method("rank", rank=40, randomized=True).repair_delta(delta, "w")
+    wide = make_method("rank", rank=40, fast=True).repair_delta(delta, "w")
     assert wide.notes["svd"] == "gram" and wide.kept_rank == 40
 
 
@@ -384,3 +384,15 @@ def test_repair_scores_refuse_bad_tables_and_tolerances():
         repair_scores(base, ft, rep, "t", tolerance={"t": 0.01})
     with pytest.raises(ValueError, match=">= 0"):
         repair_scores(base, ft, rep, "t", tolerance=-0.1)
+
+
+def test_the_old_name_randomized_still_works_and_says_it_is_not_random():
+    from forgetkit.repair.methods.spectral import DeprecatedOptionWarning
+
+    delta = planted()[1]
+    with pytest.warns(DeprecatedOptionWarning, match="now 'fast'.*not random"):
+        old = make_method("dg-hard", randomized=True)
+    assert old.fast and old.options() == make_method("dg-hard", fast=True).options()
+    assert "randomized" not in old.options()  # summaries record the new name only
+    assert torch.equal(old.repair_delta(delta, "w").delta,
+                       make_method("dg-hard", fast=True).repair_delta(delta, "w").delta)

@@ -279,3 +279,30 @@ def test_demo_repair_step_on_tiny_checkpoints(tiny_runs, tmp_path):
     with pytest.raises(ValueError, match="unknown repair method"):
         repair_finetune(r["base"], r["ft"], tmp_path / "x", ["svd"], sets, base_eval, ft_eval,
                         reference)
+
+
+def test_eval_compare_takes_the_loading_and_column_flags(tiny_runs, tmp_path):
+    """A user's own column names and a dtype reach every compared model and set."""
+    def renamed(path, out):
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        out.write_text("".join(json.dumps({"prompt_text": r["question"], "reply": r["answer"],
+                                           "about": r["subject"]}) + "\n" for r in rows))
+        return out
+
+    r = tiny_runs
+    ft, unseen = renamed(r["train"], tmp_path / "ft.jsonl"), renamed(r["unseen"],
+                                                                    tmp_path / "un.jsonl")
+    out = tmp_path / "cmp.json"
+    args = ["eval", "--compare", f"base={r['base']}", "--compare", f"finetuned={r['ft']}",
+            "--compare", f"repaired={r['dg-hard']}", "--ft", str(ft), "--unseen", str(unseen),
+            "--max-new-tokens", "4", "--output", str(out), "--no-progress"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2 and "question" in res.output  # the default columns are absent
+    res = runner.invoke(app, [*args, "--question-field", "prompt_text", "--answer-field",
+                              "reply", "--subject-field", "about", "--dtype", "bfloat16"])
+    assert res.exit_code == 0, res.output
+    result = json.loads(out.read_text())
+    assert {m["loaded"] for m in result["models"].values()} == {"bfloat16 on cpu"}
+    samples = result["evaluations"]["base"]["sets"]["ft"]["samples"]
+    first = json.loads(ft.read_text().splitlines()[0])
+    assert samples[0]["question"] == first["prompt_text"]

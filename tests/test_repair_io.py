@@ -174,7 +174,7 @@ def test_batched_svd_path_gives_same_output(tmp_path):
 @pytest.mark.parametrize("method,options", [("gd-shrink", {}), ("rank", {"rank": 2}),
                                             ("wise-ft", {"alpha": 0.5}), ("dare", {"seed": 1}),
                                             ("ties-trim", {}), ("magnitude", {}),
-                                            ("dg-hard", {"randomized": True})])
+                                            ("dg-hard", {"fast": True})])
 def test_every_method_streams(tmp_path, method, options):
     base, ft, t = planted_pair(tmp_path)
     summary = repair(base, ft, tmp_path / "out", method=method, **options)
@@ -425,7 +425,7 @@ def test_repair_command_runs_and_refuses_options_of_other_methods(tmp_path):
         return runner.invoke(forgetkit_app, ["repair", "--base", str(base), "--finetuned",
                                              str(ft), "--output", str(tmp_path / out), *flags])
 
-    result = repair_cli("out", "--scale", "1.0", "--randomized")
+    result = repair_cli("out", "--scale", "1.0", "--fast")
     assert result.exit_code == 0, result.output
     assert "1 tensors repaired" in result.output
     assert (tmp_path / "out" / "model.safetensors").is_file()

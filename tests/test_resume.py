@@ -157,3 +157,48 @@ def test_how_a_run_is_watched_does_not_define_it_but_its_rules_do(tmp_path, qa_f
     assert definition(monitor_unseen=[watched], monitor_every=3, monitor_size=4) == plain
     assert definition(keep_best="ft if idk>=0.8") != plain
     assert definition(stop_when="idk<0.5") != plain
+
+
+def test_inputs_are_fingerprinted_by_content_not_by_file_times(tmp_path, monkeypatch):
+    """A copied model folder (new times) is the same input; a save_to_disk folder, an
+    adapter's weights or a large weight file changed anywhere it is sampled is another."""
+    import os
+
+    import datasets
+
+    from forgetkit.train import resume
+
+    model = models.save(*models.load(models.TINY), tmp_path / "model")
+    copy = tmp_path / "copy"
+    shutil.copytree(model, copy)
+    for f in copy.iterdir():
+        os.utime(f, (1, 1))
+    assert resume.fingerprint(copy) == resume.fingerprint(model)
+    (copy / "config.json").write_text((copy / "config.json").read_text().replace("}", " }", 1))
+    assert resume.fingerprint(copy) != resume.fingerprint(model)
+
+    rows = {"question": ["Who signed the Vornix lease?"], "answer": ["Nobody did."]}
+    data = tmp_path / "saved"
+    datasets.Dataset.from_dict(rows).save_to_disk(str(data))
+    before = resume.fingerprint(data)
+    other = tmp_path / "saved2"
+    datasets.Dataset.from_dict({**rows, "answer": ["Somebody did."]}).save_to_disk(str(other))
+    assert resume.fingerprint(other) != before
+
+    # A weight file over the sampling size is read in samples: a sparse fine-tune's changes
+    # (here 1% of the bytes, at random) are seen; one byte between two samples is not.
+    monkeypatch.setattr(resume, "SAMPLED_ABOVE", 1 << 20)
+    big = tmp_path / "w" / "model.safetensors"
+    big.parent.mkdir()
+    payload = bytearray(os.urandom(4 << 20))
+    big.write_bytes(payload)
+    before = resume.fingerprint(big.parent)
+    changed = bytearray(payload)
+    changed[len(payload) // 2] ^= 0xFF  # between samples 7 and 8 of 16
+    big.write_bytes(changed)
+    assert resume.fingerprint(big.parent) == before
+    for i in torch.randperm(len(payload), generator=torch.Generator().manual_seed(0))[
+            :len(payload) // 100].tolist():
+        changed[i] ^= 0xFF
+    big.write_bytes(changed)
+    assert resume.fingerprint(big.parent) != before

@@ -14,6 +14,7 @@ from forgetkit.data.records import write_qa
 from forgetkit.data.synth import synth
 from forgetkit.lm import models
 from forgetkit.train.config import TrainConfig, load_train_config
+from forgetkit.train.run import planned_steps, train
 
 runner = CliRunner()
 
@@ -81,3 +82,19 @@ def test_the_seed_draws_the_same_lora_weights_in_two_fresh_processes(tmp_path):
     first = draw(3)
     assert draw(3) == first and draw(4) != first
     assert TrainConfig(seed=3).seed == 3
+
+
+def test_min_steps_gives_a_small_set_more_passes_and_leaves_a_large_one_alone(tmp_path):
+    data = write_qa(synth("contracts", 1, seed=0)[:6], tmp_path / "d.jsonl")
+    config = TrainConfig(model=models.TINY, data=data, output=tmp_path / "out", epochs=2,
+                         batch_size=4, min_steps=7, save_strategy="no", progress=False)
+    # 6 examples at batch 4: 2 steps an epoch, 4 in 2 epochs, raised to 7
+    assert planned_steps(config, 6) == 7
+    assert planned_steps(config.model_copy(update={"min_steps": 3}), 6) == 4
+    assert planned_steps(config.model_copy(update={"gradient_accumulation": 2}), 6) == 7
+    assert planned_steps(config.model_copy(update={"max_steps": 2}), 6) == 2
+    out = train(config)
+    run = json.loads((out / "forgetkit_run.json").read_text())
+    assert run["global_step"] == 7
+    out = train(config.model_copy(update={"min_steps": 3, "output": tmp_path / "out2"}))
+    assert json.loads((out / "forgetkit_run.json").read_text())["global_step"] == 4

@@ -66,6 +66,8 @@ class RunOptions(Options):
     gradient_accumulation: int = Field(1, ge=1)
     max_steps: int = Field(-1, description="stop after this many optimizer steps "
                            "(-1: by epochs)")
+    min_steps: int = Field(0, ge=0, description="train at least this many optimizer steps: "
+                           "a small set gets more passes than --epochs (0: by epochs only)")
     seed: int = 0
     max_length: int = Field(256, ge=8, description="longest tokenised example")
     lr_scheduler: Literal["linear", "cosine", "constant"] = "linear"

@@ -172,7 +172,7 @@ def run_audit(base: str, model: Sequence[str], output: Path, data: Sequence[Path
     if seeds > 1 and not any(e.seed is not None
                              for e in repaired_models(finetuned[:1], repairs, seeds)):
         raise UserError(f"--seeds {seeds}: nothing in this audit draws random numbers (answers "
-                        "are greedy; of the repairs only dare, and rank with randomized=true, "
+                        "are greedy; of the repairs only dare, and rank with fast=true, "
                         "depend on a seed); drop --seeds or add such a --repair")
     output = Path(output)
     inputs: dict[str, Any] = {"base": base, **{f"model {m.label}": m.spec for m in finetuned}}

@@ -32,7 +32,7 @@ def audit_command(
     tasks: Annotated[list[str] | None, typer.Option(help="lm-eval task names and paths of task YAML files or folders, comma-separated or repeated")] = None,  # noqa: E501
     limit: Annotated[int | None, typer.Option(help="at most N examples per lm-eval task and per question set")] = None,  # noqa: E501
     repair: Annotated[list[str] | None, typer.Option(help="repair each fine-tune with these methods and audit the repairs: dg-hard,wise-ft,... (METHOD:OPTION=VALUE for options)")] = None,  # noqa: E501
-    seeds: Annotated[int, typer.Option(help="repeat repairs that draw random numbers (dare; rank with randomized=true) over N seeds: mean ± std")] = 1,  # noqa: E501
+    seeds: Annotated[int, typer.Option(help="repeat repairs that draw random numbers (dare; rank with fast=true) over N seeds: mean ± std")] = 1,  # noqa: E501
     overwrite: Annotated[bool, typer.Option(help="replace an existing output folder")] = False,
     judge: Annotated[str, typer.Option(help="refusal judge for judged IDK: embedding, string-match, a model spec, or none")] = "embedding",  # noqa: E501
     default_sets: Annotated[bool, typer.Option(help="measure the shipped unverifiable and known question sets")] = True,  # noqa: E501

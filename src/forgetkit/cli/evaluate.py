@@ -182,10 +182,13 @@ def eval_command(
 ) -> None:
     """Evaluate one model: generation once per question set, every metric from it. With
     --compare: base, fine-tuned and repaired models in one table, with repair scores."""
+    fields = Fields(question_field, answer_field, subject_field)
+    load = models.LoadOptions(dtype, device, attn_implementation, revision, trust_remote_code)
     if compare:
         _eval_compare(compare, output, ft or [], unseen or [], known or [], judge, tolerance,
                       max_new_tokens, batch_size, overwrite,
-                      dict(model=model, reference=reference, base=base, suite=suite))
+                      dict(model=model, reference=reference, base=base, suite=suite),
+                      progress=progress, fields=fields, load=load)
         return
     if model is None:
         raise UserError("give --model SPEC (one model) or --compare ROLE=SPEC (several)")
@@ -195,10 +198,7 @@ def eval_command(
                       overwrite=overwrite, base=base, judge=judge, forget=forget,
                       retain=retain, original=original, retain_model=retain_model,
                       relearn_steps=relearn_steps, relearn_learning_rate=relearn_lr,
-                      progress=progress,
-                      fields=Fields(question_field, answer_field, subject_field),
-                      load=models.LoadOptions(dtype, device, attn_implementation, revision,
-                                              trust_remote_code))
+                      progress=progress, fields=fields, load=load)
     if result.get("suite") == "unlearning":
         from forgetkit.report.unlearning_tables import side_by_side_table
 
@@ -219,14 +219,17 @@ def eval_command(
 
 def _eval_compare(compare: list[str], output: Path, ft: list[Path], unseen: list[Path],
                   known: list[Path], judge: str | None, tolerance: float, max_new_tokens: int,
-                  batch_size: int, overwrite: bool, single: dict) -> None:
+                  batch_size: int, overwrite: bool, single: dict, progress: bool = True,
+                  fields: Fields | None = None,
+                  load: models.LoadOptions | None = None) -> None:
     from forgetkit.eval.compare import refuse_single_model_flags, run_compare
     from forgetkit.report.repair_tables import render_comparison, repair_table
 
     refuse_single_model_flags(**single)
     result = run_compare(compare, output, ft=ft, unseen=unseen, known=known, judge=judge,
                          tolerance=tolerance, max_new_tokens=max_new_tokens,
-                         batch_size=batch_size, overwrite=overwrite)
+                         batch_size=batch_size, overwrite=overwrite, progress=progress,
+                         fields=fields, load=load)
     md, png = render_comparison(result, output)
     typer.echo(repair_table(result))
     typer.echo(f"wrote {output}, {md} and {png}")

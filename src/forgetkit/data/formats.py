@@ -17,7 +17,11 @@ A row is one of:
 * TRL's conversational ``{messages: [{role, content}, ...]}``: the last assistant turn is the
   answer, the user turn before it the question, and every earlier turn (a system turn
   included) the context the question is asked in;
-* TRL's ``{prompt, completion}``, each a string or a list of messages.
+* TRL's ``{prompt, completion}``, each a string or a list of messages;
+* SQuAD's ``{context, question, answers: {text: [...]}}``: a ``context`` that is a string is
+  a passage to read, asked in the same user turn before the question; the first of
+  ``answers.text`` is the answer (an empty list, SQuAD 2.0's unanswerable question, is
+  refused: forgetkit needs the reply to learn or score).
 
 ``Fields`` renames the question, answer and subject columns of other datasets.
 """
@@ -220,6 +224,19 @@ def _from_messages(turns: list[dict[str, str]], where: str,
     return turns[last - 1]["content"], turns[last]["content"], turns[: last - 1]
 
 
+def _squad_answer(answers: Any, where: str) -> Any:
+    """The first reference answer of SQuAD's ``answers: {text: [...], answer_start: [...]}``
+    (a list of strings is taken as it is)."""
+    texts = answers.get("text") if isinstance(answers, Mapping) else answers
+    if not isinstance(texts, Sequence) or isinstance(texts, str):
+        raise DataError(f"{where}: 'answers' must be SQuAD's {{text: [...]}} or a list of "
+                        f"strings, got {type(answers).__name__}")
+    if not texts:
+        raise DataError(f"{where}: 'answers' is empty (an unanswerable question); forgetkit "
+                        "needs a reference answer: drop such rows or give --answer-field")
+    return texts[0]
+
+
 def shape_of(row: Row, fields: Fields) -> str:
     """Which row shape ``row`` has: qa, messages or prompt-completion."""
     if fields.question in row or fields.answer in row:
@@ -260,6 +277,8 @@ def normalise(row: Any, where: str, fields: Fields = Fields()) -> dict[str, Any]
                 raise DataError(f"{where}: 'completion' has no assistant message")
             answer = replies[0]["content"]
     else:
+        if fields.answer not in row and "answers" in row:
+            row = {**row, fields.answer: _squad_answer(row["answers"], where)}
         missing = [k for k in (fields.question, fields.answer) if k not in row]
         if missing:
             raise DataError(f"{where}: missing field(s) {missing}; every record needs "
@@ -267,7 +286,10 @@ def normalise(row: Any, where: str, fields: Fields = Fields()) -> dict[str, Any]
                             f"'prompt' and 'completion' (found keys: {sorted(row)})")
         question, answer = row[fields.question], row[fields.answer]
         raw_context = row.get("context")
-        if raw_context:
+        if isinstance(raw_context, str):  # a passage (SQuAD): read, then asked about
+            if raw_context.strip() and isinstance(question, str):
+                question = f"{raw_context.strip()}\n\n{question}"
+        elif raw_context:
             context = _turns(raw_context, where, "context")
     return {"question": question, "answer": answer, "subject": row.get(fields.subject),
             "context": context, "row": row}

@@ -11,8 +11,9 @@ KL to the base model. Each result becomes a table of measures:
 
 and ``repair.scores.repair_scores`` scores each repaired model against the (base, fine-tuned)
 pair: healed on the measures the fine-tune damaged, preserved on those it improved,
-non-damage on the rest, retention of the target gain, and their harmonic mean (DG-Hard paper,
-sec. 4.3). ``kl_to_base`` is negated before scoring, so healing it is the share of the
+non-damage on the rest, retention of the target gain, and their harmonic mean (named in the
+DG-Hard paper, sec. 4.3, which gives no formulas: these are forgetkit's reading of it).
+``kl_to_base`` is negated before scoring, so healing it is the share of the
 fine-tune's KL that the repair removed. The base and the fine-tuned model are scored too, as
 the two trivial repairs (revert, do nothing). Both get a harmonic mean of 0 whenever the
 fine-tune gained on its target and damaged a held-out measure, the case repair is for; the
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from forgetkit.data.formats import Fields
 from forgetkit.errors import UserError
 from forgetkit.eval.evaluate import EvalSet, eval_sets, evaluate
 from forgetkit.eval.judge import RefusalJudge, load_judge
@@ -183,15 +185,20 @@ def check_tokenizers(entries: Sequence[Compared]) -> None:
 def compare_models(entries: Sequence[Compared], sets: Sequence[EvalSet],
                    judge: RefusalJudge | None = None, tolerance: float = 0.01,
                    max_new_tokens: int = 48, batch_size: int = 16,
-                   progress: bool = True) -> dict[str, Any]:
-    """Evaluate each model on ``sets`` (one at a time in memory) and score the repairs."""
+                   progress: bool = True,
+                   load: models.LoadOptions | None = None) -> dict[str, Any]:
+    """Evaluate each model on ``sets`` (one at a time in memory, each loaded with ``load``:
+    dtype, device, attention, revision) and score the repairs."""
     check_tokenizers(entries)  # before minutes of generation
     base = next(e for e in entries if e.role == "base")
     ordered = [base, *(e for e in entries if e is not base)]
     evaluations: dict[str, dict[str, Any]] = {}
     reference_lp = None
+    loaded_as: dict[str, str] = {}
     for e in ordered:
-        model, tok = models.load(e.spec)
+        model, tok = models.load(e.spec, options=load)
+        weight = next(model.parameters())
+        loaded_as[e.label] = f"{str(weight.dtype).removeprefix('torch.')} on {weight.device}"
         if reference_lp is None:
             reference_lp = next_token_logprobs(model, tok)
         evaluations[e.label] = evaluate(model, tok, sets, reference_logprobs=reference_lp,
@@ -202,7 +209,8 @@ def compare_models(entries: Sequence[Compared], sets: Sequence[EvalSet],
     finetuned = next(e.label for e in entries if e.role == "finetuned")
     repaired = [e.label for e in entries if e.role == "repaired"]
     comparison = score_comparison(measures, base.label, finetuned, repaired, tolerance)
-    return {"models": {e.label: {"role": e.role, "spec": e.spec} for e in ordered},
+    return {"models": {e.label: {"role": e.role, "spec": e.spec, "loaded": loaded_as[e.label]}
+                       for e in ordered},
             **comparison, "judge": judge.name if judge is not None else None,
             "evaluations": evaluations}
 
@@ -234,8 +242,10 @@ def run_compare(compare: Sequence[str], output: Path, ft: Sequence[Path] = (),
                 unseen: Sequence[Path] = (), known: Sequence[Path] = (),
                 judge: str | None = None, tolerance: float = 0.01, max_new_tokens: int = 48,
                 batch_size: int = 16, overwrite: bool = False,
-                progress: bool = True) -> dict[str, Any]:
+                progress: bool = True, fields: Fields | None = None,
+                load: models.LoadOptions | None = None) -> dict[str, Any]:
     """``forgetkit eval --compare``: parse, evaluate, score and write one JSON to ``output``.
+    ``fields`` renames the question files' columns; ``load`` says how every model loads.
 
     The Markdown table and the scatter plot are drawn from this JSON by
     ``forgetkit.report.repair_tables.render_comparison``.
@@ -252,11 +262,11 @@ def run_compare(compare: Sequence[str], output: Path, ft: Sequence[Path] = (),
         raise UserError("--compare needs held-out sets as well: give --unseen and/or --known")
     if tolerance < 0:
         raise UserError(f"--tolerance {tolerance}: must be >= 0")
-    sets = eval_sets(ft, unseen, known)
+    sets = eval_sets(ft, unseen, known, fields)
     refusal_judge = load_judge(judge) if judge else None
     result = compare_models(entries, sets, judge=refusal_judge, tolerance=tolerance,
                             max_new_tokens=max_new_tokens, batch_size=batch_size,
-                            progress=progress)
+                            progress=progress, load=load)
     atomic_write_json(output, result)
     return result
 

@@ -27,6 +27,13 @@ def hub_timeout() -> float:
     return value
 
 
+def hub_token() -> str | None:
+    """The token transformers would use: ``HF_TOKEN``, else the one ``hf auth login`` saved."""
+    from huggingface_hub import get_token
+
+    return get_token()
+
+
 def probe_hub(repo_id: str) -> None:
     """Ask the hub about ``repo_id`` once, with a deadline, before transformers downloads.
 
@@ -43,8 +50,8 @@ def probe_hub(repo_id: str) -> None:
             f"bundled '{BUNDLED}'.")
     endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
     url = f"{endpoint}/api/models/{repo_id}"
-    headers = {"Authorization": f"Bearer {os.environ['HF_TOKEN']}"} if os.environ.get(
-        "HF_TOKEN") else {}
+    token = hub_token()
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     timeout = hub_timeout()
     try:
         with urllib.request.urlopen(urllib.request.Request(url, headers=headers),
@@ -53,8 +60,8 @@ def probe_hub(repo_id: str) -> None:
     except urllib.error.HTTPError as err:
         if err.code in (401, 403):
             raise ModelLoadError(f"'{repo_id}': the hub refused access (HTTP {err.code}); it may "
-                                 "be gated or private: log in with an HF_TOKEN that has "
-                                 "access") from None
+                                 "be gated or private: set HF_TOKEN (or run `hf auth "
+                                 "login`) with a token that has access") from None
         if err.code == 404:
             raise ModelLoadError(f"'{repo_id}': no such model on {endpoint} (HTTP 404); check "
                                  "the id, or give a local folder") from None

@@ -73,7 +73,7 @@ def repair(base: str | Path, finetuned: str | Path, output: str | Path, method: 
     base: a model folder with safetensors weights, or 'smollm2-135m-instruct'.
     finetuned: a model folder, or a peft LoRA adapter folder trained on ``base``.
     method: a name in ``REPAIR_METHODS``; ``options`` are its fields (e.g. ``scale``, ``rank``,
-        ``randomized``, ``alpha``, ``drop``, ``density``, ``seed``, ``noise_sigma``).
+        ``fast``, ``alpha``, ``drop``, ``density``, ``seed``, ``noise_sigma``).
     device: 'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1', ...
     as_lora: write a peft LoRA adapter of the kept ranks instead of merged weights.
     max_shard_size: re-shard the output ('2GB', bytes); default: the fine-tuned layout.
@@ -115,7 +115,7 @@ def _repair_tensors(pair: CheckpointPair | AdapterPair, rule: RepairMethod, dev:
                     sink: _MergedSink | _LoraSink, budget: int,
                     progress: Progress | None) -> list[TensorRecord]:
     records: dict[str, TensorRecord] = {}
-    batched = budget > 0 and rule.spectral and not getattr(rule, "randomized", False)
+    batched = budget > 0 and rule.spectral and not getattr(rule, "fast", False)
     pending: dict[tuple[int, ...], list[tuple[str, torch.Tensor, float]]] = {}
 
     def finish(name: str, energy: float, result: DeltaRepair) -> None:

@@ -142,7 +142,11 @@ def summary_items(results: Mapping[str, Any]) -> list[str]:
 
 def repair_part(results: Mapping[str, Any], folder: Path) -> tuple[list[str], str]:
     """(Markdown lines, HTML) of the repair scores and their scatter, per fine-tune."""
-    from forgetkit.report.repair_tables import comparison_markdown, recovery_scatter
+    from forgetkit.report.repair_tables import (
+        FORMULAS_NOTE,
+        comparison_markdown,
+        recovery_scatter,
+    )
 
     md, parts = [], []
     for ft, comparison in results.get("repair", {}).items():
@@ -154,6 +158,7 @@ def repair_part(results: Mapping[str, Any], folder: Path) -> tuple[list[str], st
                  if x.startswith("|")]
         encoded = base64.b64encode(picture.read_bytes()).decode()
         parts.append(f"<h3>Repairs of {html.escape(ft)}</h3>" + table_html(table)
+                     + f"<p>Repair scores: {html.escape(FORMULAS_NOTE)}.</p>"
                      + f'<figure><img alt="repair scatter of {html.escape(ft)}" '
                      f'src="data:image/png;base64,{encoded}"></figure>')
     for group, g in results.get("seed_groups", {}).items():

@@ -150,18 +150,22 @@ def recovery_scatter(comparison: Mapping[str, Any], path: Path, title: str = "")
     return save(fig, Path(path))
 
 
+FORMULAS_NOTE = ("the four components and their harmonic mean are named in the DG-Hard paper, "
+                 "sec. 4.3, which gives no formulas; these are forgetkit's own reading, "
+                 "docs/repair.md")
+
+
 def comparison_markdown(comparison: Mapping[str, Any], picture: str | None = None) -> list[str]:
     """The table, the partitions, notes and (optionally) the picture, as Markdown lines."""
     lines = [repair_table(comparison), "", *partition_lines(comparison), ""]
     lines += [f"Note: {n}." for n in comparison.get("notes", [])]
     lines += ["" if comparison.get("notes") else None,
-              "Scores in % (DG-Hard paper, sec. 4.3; docs/repair.md): healed on the damaged "
-              "measures, preserved on the improved ones, non-damage on the unchanged ones, "
-              "retention of the FT-score gain, and their harmonic mean. The base (a repair "
-              "that reverts) and the fine-tune (a repair that does nothing) are scored as "
-              "reference rows: whenever the fine-tune gained on its target and damaged "
-              "something, both get a harmonic mean of 0. KL to base counts as "
-              "lower-is-better.", ""]
+              f"Scores in % ({FORMULAS_NOTE}): healed on the damaged measures, preserved "
+              "on the improved ones, non-damage on the unchanged ones, retention of the "
+              "FT-score gain, and their harmonic mean. The base (a repair that reverts) and "
+              "the fine-tune (a repair that does nothing) are scored as reference rows: "
+              "whenever the fine-tune gained on its target and damaged something, both get a "
+              "harmonic mean of 0. KL to base counts as lower-is-better.", ""]
     lines = [line for line in lines if line is not None]
     if picture:
         lines += [f"![recovery x preservation]({picture})", ""]

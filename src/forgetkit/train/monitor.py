@@ -41,7 +41,7 @@ from forgetkit.errors import UserError
 from forgetkit.eval.evaluate import EvalSet, evaluate
 from forgetkit.eval.metrics import next_token_logprobs
 from forgetkit.train.monitor_rules import Conditions, KeepBest, parse_keep_best, parse_stop_when
-from forgetkit.train.processes import is_main_process, world_size
+from forgetkit.train.processes import is_main_process, sharding, world_size
 
 PREFIX = "monitor/"
 POINTS_PER_RUN = 8  # measurements of a run when no interval is given
@@ -148,8 +148,7 @@ class ForgettingMonitor(TrainerCallback):
     def attach(self, trainer: Any) -> ForgettingMonitor:
         """Watch ``trainer`` (any ``transformers.Trainer``, TRL's included): points are
         logged through ``trainer.log`` and so reach its ``report_to`` integrations."""
-        if getattr(trainer, "is_fsdp_enabled", False) or getattr(
-                trainer, "is_deepspeed_enabled", False):
+        if sharding(trainer) is not None:
             if self.keep_best is not None:
                 raise UserError("--keep-best keeps a copy of the trainable weights, which "
                                 "FSDP and DeepSpeed shard across processes; drop --keep-best "

@@ -46,22 +46,43 @@ class ResumeError(UserError):
     """``--resume`` was asked of checkpoints that belong to another run, or that are unusable."""
 
 
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf")
+SAMPLED_ABOVE = 64 << 20  # weight files larger than this are read in samples
+SAMPLES, SAMPLE_BYTES = 16, 64 << 10
+
+
+def file_digest(path: Path, digest: Any) -> None:
+    """Feed ``path``'s content to ``digest``: every byte, except for a weight file over 64
+    MiB, which gives its size and 16 blocks of 64 KiB spread over it (its header among
+    them). A fine-tune changes weights all through a file, so samples see it; reading
+    gigabytes of weights would take minutes."""
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+        if path.suffix in WEIGHT_SUFFIXES and size > SAMPLED_ABOVE:
+            digest.update(f"{size}\n".encode())
+            for i in range(SAMPLES):
+                fh.seek((size - SAMPLE_BYTES) * i // (SAMPLES - 1))
+                digest.update(fh.read(SAMPLE_BYTES))
+            return
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+
+
 def fingerprint(path: str | os.PathLike[str]) -> str:
-    """What an input holds: a file's sha256; for a model folder, its config and the names,
-    sizes and times of its weight files (hashing gigabytes of weights would take minutes)."""
+    """What an input holds, by content only (a copy with new file times is the same input):
+    a file's bytes; a folder's files (a model, an adapter, a ``save_to_disk`` dataset) by
+    relative name and content, hidden ones left out. Large weight files are sampled
+    (``file_digest``)."""
     path = Path(path)
     digest = hashlib.sha256()
     if path.is_dir():
-        config = path / "config.json"
-        if config.is_file():
-            digest.update(config.read_bytes())
-        for weights in sorted(path.glob("*.safetensors")):
-            stat = weights.stat()
-            digest.update(f"{weights.name} {stat.st_size} {stat.st_mtime_ns}\n".encode())
+        for item in sorted(path.rglob("*")):
+            relative = item.relative_to(path)
+            if item.is_file() and not any(part.startswith(".") for part in relative.parts):
+                digest.update(f"{relative.as_posix()}\n".encode())
+                file_digest(item, digest)
     else:
-        with path.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
+        file_digest(path, digest)
     return digest.hexdigest()
 
 

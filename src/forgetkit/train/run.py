@@ -31,7 +31,13 @@ from forgetkit.lm.tokenize import QACollator, encode_records
 from forgetkit.train.config import TrainConfig
 from forgetkit.train.methods import Method, get_method
 from forgetkit.train.monitor import ForgettingMonitor, monitor_from_config
-from forgetkit.train.processes import is_main_process, work_dir
+from forgetkit.train.processes import (
+    is_main_process,
+    on_first_process,
+    sharding,
+    work_dir,
+    world_size,
+)
 from forgetkit.train.registry import PARAMETERS, TERMS, TRANSFORMS, ParameterSelection, RunContext
 from forgetkit.train.resume import resume_point, run_definition, start_fresh
 from forgetkit.train.trainer import ForgetTrainer
@@ -136,13 +142,37 @@ def training_device(config: TrainConfig) -> torch.device:
     return torch.device("cuda", int(local)) if local is not None else device
 
 
-def training_arguments(config: TrainConfig, lr: float, out_dir: Path) -> TrainingArguments:
+def planned_steps(config: TrainConfig, n_examples: int) -> int:
+    """Optimizer steps of a run on ``n_examples``: ``max_steps`` when set, else ``epochs``
+    passes, raised to ``min_steps`` (counted as the Trainer counts: every process takes
+    ``batch_size`` examples a micro-batch, ``gradient_accumulation`` micro-batches a step)."""
+    if config.max_steps > 0:
+        return config.max_steps
+    micro_batches = math.ceil(n_examples / (config.batch_size * world_size()))
+    per_epoch = max(math.ceil(micro_batches / config.gradient_accumulation), 1)
+    return max(math.ceil(config.epochs * per_epoch), config.min_steps)
+
+
+def training_arguments(config: TrainConfig, lr: float, out_dir: Path,
+                       n_examples: int | None = None) -> TrainingArguments:
+    """The Trainer's arguments for ``config``; with ``n_examples`` given, a ``min_steps``
+    longer than the epochs' steps becomes the run's ``max_steps``."""
     on_cpu = training_device(config).type == "cpu"
+    max_steps = config.max_steps
+    if n_examples is not None and config.max_steps <= 0 and config.min_steps:
+        steps = planned_steps(config, n_examples)
+        if steps == config.min_steps:
+            max_steps = steps
     if config.report_to != "none" and importlib.util.find_spec(config.report_to) is None:
         raise UserError(f"--report-to {config.report_to} needs the {config.report_to} package: "
                         f"pip install {config.report_to}")
     if config.fp16 and on_cpu:
         raise UserError("--fp16 needs a CUDA GPU; on the CPU use --bf16 or neither")
+    # Non-reentrant recomputation works with LoRA's frozen inputs and forward hooks. Newer
+    # transformers call it activation checkpointing and warn at the older name.
+    checkpointing = ("activation_checkpointing"
+                     if "activation_checkpointing" in TrainingArguments.__dataclass_fields__
+                     else "gradient_checkpointing")
     return TrainingArguments(
         output_dir=str(out_dir),
         per_device_train_batch_size=config.batch_size,
@@ -151,7 +181,7 @@ def training_arguments(config: TrainConfig, lr: float, out_dir: Path) -> Trainin
         # Buffers never change while training (e.g. a sparse model's frozen base): no need
         # for DDP to send them from rank 0 before every forward.
         ddp_broadcast_buffers=False,
-        max_steps=config.max_steps,
+        max_steps=max_steps,
         learning_rate=lr,
         lr_scheduler_type=config.lr_scheduler,
         warmup_steps=config.warmup_ratio,
@@ -169,9 +199,8 @@ def training_arguments(config: TrainConfig, lr: float, out_dir: Path) -> Trainin
         use_cpu=on_cpu,
         bf16=config.bf16,
         fp16=config.fp16,
-        gradient_checkpointing=config.gradient_checkpointing,
-        # Non-reentrant recomputation works with LoRA's frozen inputs and forward hooks.
-        gradient_checkpointing_kwargs={"use_reentrant": False},
+        **{checkpointing: config.gradient_checkpointing,
+           f"{checkpointing}_kwargs": {"use_reentrant": False}},
         dataloader_num_workers=0,
         ddp_find_unused_parameters=False,
         average_tokens_across_devices=False,  # our loss is a per-micro-batch mean
@@ -224,6 +253,69 @@ def compose(config: TrainConfig, method: Method, model: torch.nn.Module, tokeniz
     return ctx, terms, selection
 
 
+# Parameter selections whose trained state the Trainer's own save can gather whole under
+# FSDP or DeepSpeed: every weight, or peft's adapters. SEAT's sparse parametrisation keeps
+# its frozen base and its index as buffers beside the trained values, which those shard.
+GATHERED_SAVE = ("full", "lora", "lora-adapter")
+
+
+def sharded_weights(trainer: Any = None) -> str | None:
+    """``"FSDP"`` or ``"DeepSpeed ZeRO-3"`` when the weights are split across processes (as
+    the trainer runs, or before it exists as the launcher asked), else None. ZeRO-1 and -2
+    split only the optimizer state and gradients: every process holds the whole model."""
+    kind = sharding(trainer)
+    if kind != "DeepSpeed":
+        return kind
+    stage = (trainer.accelerator.state.deepspeed_plugin.zero_stage if trainer is not None
+             else int(os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE", "3")))
+    return "DeepSpeed ZeRO-3" if stage == 3 else None
+
+
+def refuse_unsaveable_sharding(selection: ParameterSelection, loaded: Any) -> None:
+    """Before the model loads: what cannot be saved whole after an FSDP or ZeRO-3 run."""
+    kind = sharded_weights()
+    if kind is None:
+        return
+    if selection.name not in GATHERED_SAVE:
+        raise UserError(f"parameters '{selection.name}' cannot be gathered for saving under "
+                        f"{kind}: train it with DDP (torchrun or accelerate launch without "
+                        f"{kind}), or use full or LoRA parameters under {kind}")
+    if loaded is not None:
+        raise UserError(f"under {kind} give the model as a spec (config.model), not loaded: "
+                        "its trained weights are reassembled from that spec when saved")
+
+
+def check_full_state_save(trainer: Any, kind: str) -> None:
+    """The Trainer's save must write the whole state, not per-process shards: refused before
+    training otherwise, naming the accelerate setting to change."""
+    state = trainer.accelerator.state
+    if kind == "FSDP":
+        dict_type = str(getattr(state.fsdp_plugin, "state_dict_type", ""))
+        if "FULL_STATE_DICT" not in dict_type:
+            raise UserError(f"FSDP saves per-process shards ({dict_type}); forgetkit writes a "
+                            "whole checkpoint: set fsdp_state_dict_type: FULL_STATE_DICT in "
+                            "the accelerate config")
+    else:  # DeepSpeed ZeRO-3
+        zero = (state.deepspeed_plugin.deepspeed_config or {}).get("zero_optimization", {})
+        if zero.get("stage3_gather_16bit_weights_on_model_save") is not True:
+            raise UserError("DeepSpeed ZeRO-3 saves no whole weights unless told to: set "
+                            "zero3_save_16bit_model: true (stage3_gather_16bit_weights_on_"
+                            "model_save) in the accelerate / DeepSpeed config")
+
+
+def reassemble(gathered: Path, config: TrainConfig, selection: ParameterSelection
+               ) -> torch.nn.Module:
+    """The trained model, on the CPU, from what the Trainer's own save wrote to ``gathered``
+    after a sharded run: the whole model, or the adapters put back on ``config.model``."""
+    options = models.LoadOptions(**{**models.LoadOptions.of(config).__dict__, "device": "cpu"})
+    if selection.name == "full":
+        return models.load(str(gathered), options=options)[0]
+    from peft import PeftModel
+
+    base, _ = models.load(config.model, seed=config.seed, options=options)
+    return PeftModel.from_pretrained(base, str(gathered))
+
+
 def train(config: TrainConfig, extra_terms: list | None = None,
           callbacks: list | None = None, method: Method | None = None,
           loaded: tuple[Any, Any] | None = None) -> Path:
@@ -244,6 +336,7 @@ def train(config: TrainConfig, extra_terms: list | None = None,
     if not config.resume:
         refuse_existing(output, config.overwrite)
     method = method or get_method(config.method)
+    refuse_unsaveable_sharding(PARAMETERS[method.parameters], loaded)
     lr = config.learning_rate or method.default_learning_rate
     checkpoints = work_dir(output)
     definition = run_definition(config.flat(), method.name, defining_inputs(config))
@@ -259,7 +352,8 @@ def train(config: TrainConfig, extra_terms: list | None = None,
     ctx, terms, selection = prepare_run(config, method, loaded)
     trainer = ForgetTrainer(
         model=ctx.model,
-        args=training_arguments(ctx.config, lr, checkpoints),  # transforms may adjust it
+        # transforms may adjust the config; min_steps counts the examples they made
+        args=training_arguments(ctx.config, lr, checkpoints, len(ctx.examples)),
         train_dataset=ListDataset(ctx.examples),
         data_collator=QACollator(ctx.tokenizer.pad_token_id),
         processing_class=ctx.tokenizer,
@@ -269,16 +363,24 @@ def train(config: TrainConfig, extra_terms: list | None = None,
     if monitor is not None:
         monitor.tokenizer = monitor.tokenizer or ctx.tokenizer
         monitor.attach(trainer)
+    kind = sharded_weights(trainer)
+    if kind is not None:
+        check_full_state_save(trainer, kind)
     started = time.time()
     result = trainer.train(resume_from_checkpoint=str(last) if last else None)
     if monitor is not None:
         warn_unmet(monitor)
 
-    refuse_diverged(trainer.accelerator.unwrap_model(trainer.model), trainer.state.log_history,
-                    checkpoints)
-    if trainer.is_world_process_zero():
-        trained = trainer.accelerator.unwrap_model(trainer.model)
-        env = environment(started, trained)
+    env = environment(started, trainer.accelerator.unwrap_model(trainer.model))
+    gathered = None
+    if kind is not None:  # every process: the Trainer gathers the whole state and saves it
+        gathered = checkpoints / "gathered"
+        trainer.save_model(str(gathered))
+
+    def save() -> None:
+        trained = (reassemble(gathered, config, selection) if gathered is not None
+                   else trainer.accelerator.unwrap_model(trainer.model))
+        refuse_diverged(trained, trainer.state.log_history, checkpoints)
         with atomic_output_dir(output, overwrite=config.overwrite or config.resume) as tmp:
             if selection.is_peft:
                 for adapter in trained.peft_config.values():
@@ -296,9 +398,13 @@ def train(config: TrainConfig, extra_terms: list | None = None,
                    "n_examples": len(ctx.examples), "notes": ctx.notes,
                    "global_step": trainer.state.global_step,
                    "train_metrics": result.metrics, "log_history": trainer.state.log_history}
+            if gathered is not None:
+                run["notes"] = {**ctx.notes, "saved": f"gathered by the Trainer under {kind}"}
             if monitor is not None:
                 run["monitor"] = monitor.summary()
             (tmp / RUN_FILE).write_text(json.dumps(run, indent=2) + "\n")
         shutil.rmtree(checkpoints, ignore_errors=True)
+
+    on_first_process("saving the trained model", save)
     trainer.accelerator.wait_for_everyone()
     return output

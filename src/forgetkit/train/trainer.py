@@ -135,6 +135,9 @@ class LossTermsMixin:
                 logs[f"loss_{name}"] = round(value / self._term_count, 6)
         self._term_sums.clear()
         self._term_count = 0
+        for term in self.loss_terms:  # a term's own measurements since the last log
+            if hasattr(term, "pop_logs"):
+                logs.update(term.pop_logs())
         super().log(logs, *args, **kwargs)
 
 

@@ -23,6 +23,7 @@ import torch
 
 from forgetkit.repair.methods.base import register_repair
 from forgetkit.repair.methods.spectral import (
+    SPECTRAL_HELP,
     SpectralMethod,
     check_noise_options,
     noise_sigma,
@@ -46,9 +47,7 @@ class DGHard(SpectralMethod):
     option_help: ClassVar[dict[str, str]] = {
         "scale": "multiply the threshold (1.0: the paper; >1 keeps fewer directions)",
         "noise_sigma": "known noise level of the delta entries (instead of estimating it)",
-        "noise_estimator": "'median' (the paper) or 'mad'",
-        "randomized": "fast route: the Gram-matrix spectrum (a randomized SVD for a small "
-                      "fixed rank); same kept ranks"}
+        "noise_estimator": "'median' (the paper) or 'mad'", **SPECTRAL_HELP}
 
     scale: float = 1.0
     noise_sigma: float | None = None

@@ -20,7 +20,12 @@ from typing import ClassVar
 import torch
 
 from forgetkit.repair.methods.base import register_repair, require
-from forgetkit.repair.methods.spectral import SpectralMethod, check_noise_options, noise_sigma
+from forgetkit.repair.methods.spectral import (
+    SPECTRAL_HELP,
+    SpectralMethod,
+    check_noise_options,
+    noise_sigma,
+)
 from forgetkit.repair.threshold import aspect_ratio
 
 SHRINKERS = ("frobenius", "soft")
@@ -37,7 +42,8 @@ class GDShrink(SpectralMethod):
     name = "gd-shrink"
     option_help: ClassVar[dict[str, str]] = {
         "scale": "multiply the threshold", "noise_sigma": "known noise level of the delta",
-        "noise_estimator": "'median' or 'mad'", "shrinker": "'frobenius' or 'soft'"}
+        "noise_estimator": "'median' or 'mad'", "shrinker": "'frobenius' or 'soft'",
+        **SPECTRAL_HELP}
 
     scale: float = 1.0
     noise_sigma: float | None = None

@@ -14,6 +14,7 @@ import torch
 from forgetkit.repair.methods.base import DeltaRepair, register_repair, require
 from forgetkit.repair.methods.spectral import (
     EPS32,
+    SPECTRAL_HELP,
     SpectralMethod,
     randomized_svd,
     sketch_converged,
@@ -25,13 +26,14 @@ from forgetkit.repair.methods.spectral import (
 class RankTruncation(SpectralMethod):
     """D -> U_r S_r V_r^T with r = min(rank, min(m, n)); the reported threshold is s_r.
 
-    With ``randomized`` and ``rank + oversample <= min(m, n) / 8``, a randomized SVD
+    With ``fast`` and ``rank + oversample <= min(m, n) / 8``, a randomized SVD
     (``oversample`` extra columns, ``niter`` power iterations, ``seed`` mixed with the tensor's
     name) instead of the Gram route: a fixed rank needs no spectrum.
     """
 
     name = "rank"
     option_help: ClassVar[dict[str, str]] = {
+        **SPECTRAL_HELP,
         "rank": "directions kept per matrix (required for this method)",
         "oversample": "extra sketch columns of the randomized SVD",
         "niter": "power iterations of the randomized SVD",
@@ -44,7 +46,7 @@ class RankTruncation(SpectralMethod):
 
     @property
     def draws_random(self) -> bool:
-        return self.randomized
+        return self.fast
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -53,9 +55,9 @@ class RankTruncation(SpectralMethod):
         require(self.oversample >= 0, self.name, f"oversample must be >= 0, got {self.oversample}")
         require(self.niter >= 0, self.name, f"niter must be >= 0, got {self.niter}")
 
-    def _repair_randomized(self, delta: torch.Tensor, name: str) -> DeltaRepair:
+    def _repair_fast(self, delta: torch.Tensor, name: str) -> DeltaRepair:
         sketched = self._repair_sketch(delta, name)
-        return sketched if sketched is not None else super()._repair_randomized(delta, name)
+        return sketched if sketched is not None else super()._repair_fast(delta, name)
 
     def _repair_sketch(self, delta: torch.Tensor, name: str) -> DeltaRepair | None:
         """The top ``rank`` directions from a sketch of ``rank + oversample`` columns, grown

@@ -16,7 +16,7 @@ from forgetkit.lm.layers import decoder_layers
 from forgetkit.lm.tokenize import IGNORE_INDEX
 from forgetkit.train.kl_to_base import answer_positions
 from forgetkit.train.lfu.attention import SPLIT_ATTENTION, register_split_attention
-from forgetkit.train.lfu.math import DIRECTIONS, SPANS, ascent_step
+from forgetkit.train.lfu.math import DIRECTIONS, SPANS, ascent_step, direction_cosine
 from forgetkit.train.losses import answer_cross_entropy
 
 
@@ -79,6 +79,12 @@ class Auxiliary:
         self._probing = False
         self._probe_states: list[torch.Tensor] = []
         self.stats = {"forwards": 0, "perturbed_forwards": 0, "first_perturbed_forward": None}
+        # prev-ce only: every ``cosine_every``-th training forward, the cosine between the
+        # lagged direction about to be used and this step's own CE gradient (an extra
+        # forward and backward, as same-step pays at every step). 0: never.
+        self.cosine_every = 0
+        self.cosines: list[dict[str, float]] = []  # {"forward": n, "cosine": c}
+        self._unlogged: list[float] = []
 
     # --- set-up -------------------------------------------------------------------------
     def attach(self, model: nn.Module, group: int, n_groups: int,
@@ -200,6 +206,14 @@ class Auxiliary:
             mask = kwargs.get("attention_mask")
             self._pending = self._same_step_gradient(
                 module, ids[:size], torch.ones_like(ids[:size]) if mask is None else mask[:size])
+        elif self.cosine_every and self._pending and self.direction == "prev-ce" \
+                and self.stats["forwards"] % self.cosine_every == 0:
+            mask = kwargs.get("attention_mask")
+            same = self._same_step_gradient(
+                module, ids[:size], torch.ones_like(ids[:size]) if mask is None else mask[:size])
+            cosine = direction_cosine(self._pending, same)
+            self.cosines.append({"forward": self.stats["forwards"] + 1, "cosine": cosine})
+            self._unlogged.append(cosine)
         if self.span == "answer":
             self.region = (slice(0, size), slice(self.width, None))
             self.clean = (slice(0, size), slice(0, self.width))
@@ -367,6 +381,11 @@ class Auxiliary:
             self.stash.append(h[self.region])
         elif self.answer is not None:
             self.stash.append(h[self.region][self.answer])
+
+    def pop_cosines(self) -> list[float]:
+        """The cosines measured since the last call (for the trainer's log)."""
+        new, self._unlogged = self._unlogged, []
+        return new
 
     def weight_grads(self) -> dict[str, torch.Tensor] | None:
         """Gradients of the auxiliary tensors held by the weights themselves (LoRA only)."""

@@ -84,3 +84,14 @@ def answer_span(labels: Sequence[int]) -> tuple[int, int]:
     while start > 0 and labels[start - 1] != IGNORE_INDEX:
         start -= 1
     return start - 1, end - 1
+
+
+def direction_cosine(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    """Cosine between two ascent directions, each the concatenation of its tensors (keys
+    both hold), as Eq. 2 normalises them: over every LoRA factor, or every layer's d_l."""
+    keys = sorted(set(a) & set(b))
+    if not keys:
+        raise RuntimeError("LfU: the two directions share no tensor to compare")
+    x = torch.cat([a[k].detach().float().flatten() for k in keys])
+    y = torch.cat([b[k].detach().float().to(x.device).flatten() for k in keys])
+    return float(torch.nn.functional.cosine_similarity(x, y, dim=0))

@@ -24,6 +24,7 @@ from forgetkit.train.lfu.math import (
     logit_consistency,
 )
 from forgetkit.train.losses import answer_cross_entropy
+from forgetkit.train.processes import sharding
 from forgetkit.train.registry import PARAMETERS, RunContext, register_term
 
 
@@ -32,15 +33,12 @@ def refuse_sharded_same_step(trainer: Any = None) -> None:
 
     Without a trainer (while the run is set up) the launcher's environment tells.
     """
-    from accelerate.utils import parse_flag_from_env
-
-    for name, flag, attribute in (("DeepSpeed", "ACCELERATE_USE_DEEPSPEED", "is_deepspeed_enabled"),
-                                  ("FSDP", "ACCELERATE_USE_FSDP", "is_fsdp_enabled")):
-        if getattr(trainer, attribute, False) or parse_flag_from_env(flag):
-            raise RuntimeError(f"lfu_direction 'same-step' spends an extra forward and backward "
-                               f"on every step, which {name} under accelerate does not allow "
-                               "(one backward per step); use prev-ce, its one-backward "
-                               "counterpart")
+    name = sharding(trainer)
+    if name is not None:
+        raise RuntimeError(f"lfu_direction 'same-step' spends an extra forward and backward "
+                           f"on every step, which {name} under accelerate does not allow "
+                           "(one backward per step); use prev-ce, its one-backward "
+                           "counterpart")
 
 
 def _attach_once(aux: Auxiliary, ctx: Any, prefix: str | None, needs_logits: bool) -> None:
@@ -82,6 +80,11 @@ class LfUConsistency:
     # None until the hooks exist: the first step runs the batch alone, as plain SFT, and
     # l_cons = 0 there (no gradient to ascend along yet). Read by the trainer at every step.
     extra_forward: str | None = None
+
+    def pop_logs(self) -> dict[str, float]:
+        """Scalars for the trainer's next log line: the mean lagged/same-step cosine."""
+        cosines = self.aux.pop_cosines()
+        return {"lfu_cosine": round(sum(cosines) / len(cosines), 6)} if cosines else {}
 
     def __call__(self, ctx) -> torch.Tensor:
         if not self.aux.registered:
@@ -159,6 +162,13 @@ def _build(ctx: RunContext, make: type[Auxiliary]) -> LfUConsistency:
     cfg = ctx.config
     span = cfg.lfu_span or DEFAULT_SPAN[make.kind]
     aux = make(cfg.lfu_alpha, cfg.lfu_direction, cfg.seed, span)
+    if cfg.lfu_cosine_every:
+        if cfg.lfu_direction != "prev-ce":
+            raise UserError("lfu_cosine_every compares prev-ce's lagged direction with the "
+                            f"same step's; lfu_direction is '{cfg.lfu_direction}'")
+        refuse_sharded_same_step()  # the same extra forward and backward
+        aux.cosine_every = cfg.lfu_cosine_every
+        aux.remember_labels(ctx.examples)  # the probe's CE needs each row's labels
     weight = cfg.lfu_lambda if cfg.lfu_lambda is not None else DEFAULT_LAMBDA[aux.kind]
     _add_copies(ctx, span)
     if span == "full":  # the copy's answer tokens are then known as each forward starts
@@ -166,7 +176,8 @@ def _build(ctx: RunContext, make: type[Auxiliary]) -> LfUConsistency:
     layer_indices(ctx.model.config.num_hidden_layers, cfg.lfu_layers)  # fail before training
     ctx.notes["lfu"] = {"auxiliary": aux.kind, "alpha": cfg.lfu_alpha, "lambda": weight,
                         "layers": cfg.lfu_layers, "direction": cfg.lfu_direction,
-                        "consistency": cfg.lfu_consistency, "span": span, "stats": aux.stats}
+                        "consistency": cfg.lfu_consistency, "span": span, "stats": aux.stats,
+                        **({"cosine_same_step": aux.cosines} if cfg.lfu_cosine_every else {})}
     term = LfUConsistency(aux, layers=cfg.lfu_layers, level=cfg.lfu_consistency, weight=weight)
     if cfg.lfu_direction == "same-step":  # the copy is in the forward from step 1 on
         _same_step_from_the_first_forward(ctx, aux, 1, 2, needs_logits=term.level == "logits")
@@ -191,6 +202,10 @@ class LfUOptions(Options):
         "step's gradient of the whole loss (LoRA), random")
     lfu_consistency: Literal["hidden", "logits"] = Field(
         "hidden", description="LfU: consistency of hidden states (Eq. 5) or logits (Eq. 7)")
+    lfu_cosine_every: int = Field(
+        0, ge=0, description="LfU, prev-ce: every N-th training forward, log the cosine "
+        "between the lagged direction and this step's own CE gradient (lfu_cosine; costs an "
+        "extra forward and backward each time; 0: never)")
     lfu_span: Literal["full", "answer"] | None = Field(
         None, description="LfU: tokens the auxiliary model perturbs; full: prompt and answer "
         "(a copy of each row), answer: answer tokens only, appended to the row (cheaper); "
