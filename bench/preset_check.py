@@ -2,7 +2,8 @@
 run per (size, seed) on synthetic contracts, watched by the training monitor, then measured
 on held-out sets the monitor never saw.
 
-    python bench/preset_check.py [--sizes 24,60,200] [--seeds 1] [--config configs/seat.yaml]
+    python bench/preset_check.py [--sizes 24,60,200] [--seeds 1] [--first-seed 0]
+                                 [--config configs/seat.yaml]
                                  [--keep-best "ft if idk>=0.8"] [--every N] [--output DIR]
 
 Per run: the aligned base (``forgetkit prepare-base``, cached) is fine-tuned with the
@@ -31,6 +32,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="24,60,200")
     parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds run: first-seed .. first-seed + seeds - 1 (to split the work)")
     parser.add_argument("--config", default="configs/seat.yaml")
     parser.add_argument("--keep-best", default=None)
     parser.add_argument("--every", type=int, default=None)
@@ -59,7 +62,7 @@ def main() -> None:
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for size in (int(s) for s in args.sizes.split(",")):
         n_train = -(-size // PER_CONTRACT)
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             started = time.perf_counter()
             records = [r for r in synth("contracts", n_train + 6, seed=100 + seed)
                        if r.subject not in taken]

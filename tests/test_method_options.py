@@ -47,7 +47,7 @@ def test_every_method_option_is_a_flag_naming_its_methods():
     gamma = next(line for line in res.output.splitlines() if "--gamma" in line)
     assert "seat" in gamma and "full-kl" in gamma
     res = runner.invoke(app, ["unlearn", "--help"], env={"COLUMNS": "200"})
-    assert "--kif-strength" in res.output and "--npo-beta" in res.output
+    assert "--kif-push" in res.output and "--npo-beta" in res.output
     assert "--lfu-alpha" not in res.output  # not an option of any unlearning method
 
 
@@ -84,3 +84,20 @@ def test_l2_to_base_holds_the_weights_near_the_base(tmp_path, contracts_file):
                              **common))
     assert L2ToBaseOptions().l2_lambda == 0.01
     assert _distance_to_base(held, base_state) < 0.5 * _distance_to_base(free, base_state)
+
+
+def test_a_renamed_option_keeps_its_old_name_with_a_warning(tmp_path):
+    from forgetkit.errors import DeprecatedOptionWarning
+    from forgetkit.unlearn.config import load_unlearn_config
+
+    yaml_file = tmp_path / "kif.yaml"
+    yaml_file.write_text("method: kif\nkif_strength: 4\n")
+    with pytest.warns(DeprecatedOptionWarning, match="'kif_strength' is now 'kif_push'"):
+        cfg = load_unlearn_config(yaml_file)
+    assert cfg.kif_push == 4.0 and "kif_strength" not in cfg.flat()
+    with pytest.raises(ConfigError, match="given twice, also as kif_strength"), \
+            pytest.warns(DeprecatedOptionWarning):
+        load_unlearn_config(yaml_file, kif_push=2.0)
+    res = runner.invoke(app, ["unlearn", "--help"], env={"COLUMNS": "200"})
+    line = next(line for line in res.output.splitlines() if "--kif-push" in line)
+    assert "--kif-strength" in line  # the old flag is an alias of the new one

@@ -179,7 +179,7 @@ def test_hook_leaves_retain_activations_unchanged_and_removes_the_signature(sett
 @pytest.fixture(scope="module")
 def kif_run(setting):
     before = _digest(setting["root"] / "knows")
-    out = unlearn(_config(setting, setting["root"] / "kif", kif_strength=4.0,
+    out = unlearn(_config(setting, setting["root"] / "kif", kif_push=4.0,
                           learning_rate=2e-3, epochs=8))
     return out, before
 

@@ -22,7 +22,14 @@ from forgetkit.eval.latent import (
     chance_accuracy,
     readout_layers,
 )
-from forgetkit.eval.leakage import extraction_prompts, key_words, leak_rates, leaks
+from forgetkit.eval.leakage import extraction_prompts, key_words, leak_rates, leaks, words
+from forgetkit.eval.recovery import (
+    extraction_likelihood,
+    extraction_overlap,
+    name_words,
+    names_subject,
+    recovery_prompts,
+)
 from forgetkit.eval.relearn import relearn_attack, split_halves
 from forgetkit.eval.unlearning import unlearning_suite
 from forgetkit.lm.generate import generate_answers
@@ -309,6 +316,44 @@ def test_relearn_attack_trains_a_copy_and_leaves_the_model_alone(tiny):
     assert not attacked.training
 
 
+# ------------------------------------------ the KIF paper's later measures (eval.recovery)
+
+def test_recovery_prompts_never_name_the_subject():
+    records = [r for r in synth("authors", 2, seed=0) if r.meta["entity_id"] == 0]
+    subject = records[0].subject
+    prompts = recovery_prompts(records, per_subject=4, facts_per_prompt=3)
+    entity = [p for p in prompts if p.kind == "entity"]
+    facts = [p for p in prompts if p.kind == "facts"]
+    assert len(entity) == 8
+    assert sorted({p.prefix for p in entity}) == ["", "The name of this person is"]
+    assert len(facts) >= len(records) - 2  # a record without a safe hint is left out
+    for p in prompts:
+        assert not set(name_words(subject)) & set(words(p.question + " " + p.prefix)), p
+    for p in facts:  # the hint never gives the asked fact away
+        assert not leaks(records[p.row], p.question)
+    assert names_subject(subject, f"Surely {subject.split()[-1]}'s work.")
+    assert not names_subject(subject, "I do not know who this person is.")
+
+
+def test_extraction_overlap_on_hand_examples():
+    remainder = words("won the Sokraport Prize")
+    assert extraction_overlap("won the Sokraport Prize", remainder, 2) == 1.0
+    assert extraction_overlap("won a Sokraport medal", remainder, 1) == 0.5  # won, Sokraport
+    assert extraction_overlap("won", remainder, 2) == 0.0  # no bigram said
+    assert extraction_overlap("the Prize won", remainder, 2) == 0.0
+
+
+def test_extraction_likelihood_separates_memorised_from_unknown(worlds):
+    tok, forget = worlds["tok"], worlds["forget"]
+    original = extraction_likelihood(worlds["original"], tok, forget, 1, max_new_tokens=16,
+                                     progress=False)
+    oracle = extraction_likelihood(worlds["oracle"], tok, forget, 1, max_new_tokens=16,
+                                   progress=False)
+    assert original["n"] == oracle["n"] == sum(len(words(r.answer)) >= 2 for r in forget)
+    assert original["value"] >= 0.5 and original["value"] - oracle["value"] >= 0.3
+    assert extraction_likelihood(worlds["original"], tok, forget, 50)["value"] is None
+
+
 # ------------------------------------------------------------------------------- the suite
 
 def test_suite_puts_hiding_and_erasing_side_by_side(worlds):
@@ -347,6 +392,17 @@ def test_suite_puts_hiding_and_erasing_side_by_side(worlds):
     table = side_by_side_table(out)
     assert table.count("\n") == 4 and "| hider |" in table and "latent trace" in table
     assert "### Leak rate by prompt family" in render_unlearning(out)
+    # The later paper's measures: counted, on every row, and the original is their zero drift.
+    recovery = hider["recovery"]
+    assert recovery["entity_recovery"]["n"] == 8 and recovery["name_agnostic_recovery"]["n"] > 0
+    drift = {label: row["utility_drift"] for label, row in s.items()}
+    if s["original"]["model_utility"] > 0:  # a relative change needs a utility to change from
+        assert drift["original"] == 0.0 and drift["hider"] == pytest.approx(
+            s["hider"]["model_utility"] / s["original"]["model_utility"] - 1)
+    else:
+        assert set(drift.values()) == {None}
+    assert s["original"]["extraction_likelihood"] > s["retain"]["extraction_likelihood"]
+    assert "### Can the subject be recovered?" in render_unlearning(out)
 
 
 def test_suite_refuses_data_it_cannot_score(tiny):

@@ -17,6 +17,7 @@ layer can use it.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -33,7 +34,7 @@ from pydantic import (
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from forgetkit.errors import UserError
+from forgetkit.errors import DeprecatedOptionWarning, UserError
 
 
 class ConfigError(UserError):
@@ -155,11 +156,19 @@ HF_NAMES = {"num_train_epochs": "epochs", "per_device_train_batch_size": "batch_
             "lr_scheduler_type": "lr_scheduler"}
 
 
+# Options renamed for what they do; the old name still works, with a warning.
+RENAMED = {"kif_strength": "kif_push"}
+
+
 def _own_names(data: Mapping[str, Any]) -> dict[str, Any]:
-    """``data`` with transformers' option names turned into forgetkit's; both at once is an
-    error."""
+    """``data`` with transformers' option names and old names turned into forgetkit's own;
+    two names of one option at once is an error."""
     out = dict(data)
-    for hf, own in HF_NAMES.items():
+    for old, new in RENAMED.items():
+        if old in out and out[old] is not None:
+            warnings.warn(f"option '{old}' is now '{new}' (--{new.replace('_', '-')}); the old "
+                          "name still works for now", DeprecatedOptionWarning, stacklevel=2)
+    for hf, own in (*HF_NAMES.items(), *RENAMED.items()):
         if hf in out:
             if own in out and out[own] is not None and out[hf] is not None:
                 raise ValidationError.from_exception_data("config", [_error(

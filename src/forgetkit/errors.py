@@ -31,3 +31,7 @@ class MissingInputError(UserError, FileNotFoundError):
 class ForgetkitWarning(UserWarning):
     """Something the user should know that does not stop the work (an answer cut to
     ``max_length``, a skipped incomplete checkpoint); commands print it as one line."""
+
+
+class DeprecatedOptionWarning(ForgetkitWarning):
+    """An option was given under a name that will go away."""

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import glob
+import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -113,13 +116,32 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def _host_tag(host: str) -> str:
+    return hashlib.sha256(host.encode()).hexdigest()[:8]
+
+
+def _owner_tag() -> str:
+    """'<pid>-<host hash>': put in a temporary folder's name, so the folder says whose it is
+    from the moment it exists (a run killed before writing ``OWNER_FILE`` is still known)."""
+    return f"{os.getpid()}-{_host_tag(socket.gethostname())}"
+
+
+_TAGGED = re.compile(r"\.(\d+)-([0-9a-f]{8})-[^./]*\.tmp$")
+
+
 def writer_alive(tmp: Path) -> bool:
     """Whether the run that made temporary folder ``tmp`` may still be writing it."""
     try:
         host, pid = (tmp / OWNER_FILE).read_text().split()
     except (OSError, ValueError):
-        age = time.time() - tmp.stat().st_mtime
-        return age < UNMARKED_STALE_AFTER_S
+        tagged = _TAGGED.search(tmp.name)
+        if tagged is None:
+            age = time.time() - tmp.stat().st_mtime
+            return age < UNMARKED_STALE_AFTER_S
+        pid, host_hash = tagged.groups()
+        if host_hash != _host_tag(socket.gethostname()):
+            return True
+        host = socket.gethostname()
     if host != socket.gethostname():
         return True  # another machine's run on a shared disk: not ours to judge
     try:
@@ -149,6 +171,38 @@ def remove_stale_temporaries(out: Path) -> list[Path]:
     return removed
 
 
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2  # <fcntl.h>, <linux/fs.h>
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap paths ``a`` and ``b`` in one step (Linux ``renameat2``); False where the system or
+    file system cannot, so the caller falls back to two renames."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):
+        return False
+    raise OSError(err, os.strerror(err), str(a), None, str(b))
+
+
+def _replace(out: Path, new: Path) -> None:
+    """Put folder ``new`` at ``out`` and delete what was there. Where the system can swap two
+    paths in one step, ``out`` is never missing; elsewhere it is missing between two renames,
+    and a killed run's ``.old`` copy is put back by the next run (`remove_stale_temporaries`)."""
+    old = out.with_name(f".{out.name}.old")
+    _remove(old)
+    if _exchange(new, out):
+        new.rename(old)  # the old output: marked for removal by name, then removed
+    else:
+        out.rename(old)
+        new.rename(out)
+    _remove(old)
+
+
 @contextmanager
 def atomic_output_dir(out: str | os.PathLike[str], overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling folder to fill; it replaces ``out`` only if the block succeeds.
@@ -160,18 +214,15 @@ def atomic_output_dir(out: str | os.PathLike[str], overwrite: bool = False) -> I
     remove_stale_temporaries(out)
     refuse_existing(out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.{_owner_tag()}-",
+                                suffix=".tmp"))
     try:
         (tmp / OWNER_FILE).write_text(f"{socket.gethostname()} {os.getpid()}\n")
         yield tmp
         (tmp / OWNER_FILE).unlink(missing_ok=True)
         os.chmod(tmp, 0o777 & ~umask())  # mkdtemp makes it owner-only; outputs are not
         if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            _remove(old)
-            out.rename(old)
-            tmp.rename(out)
-            _remove(old)
+            _replace(out, tmp)
         else:
             tmp.rename(out)
     except BaseException as err:

@@ -29,6 +29,8 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "batch_size": ("--per-device-train-batch-size",),
     "gradient_accumulation": ("--gradient-accumulation-steps",),
     "lr_scheduler": ("--lr-scheduler-type",),
+    # old names of renamed options (forgetkit.config.RENAMED)
+    "kif_push": ("--kif-strength",),
 }
 
 

@@ -215,6 +215,15 @@ for _metric in (
     Metric("latent_trace", "latent trace", "readout", False),
     Metric("relearn_leak_before", "relearn: leak before", "generations", None),
     Metric("relearn_leak_after", "relearn: leak after", "generations", False),
+    # the KIF paper's later measures (eval.recovery): can the subject be recovered?
+    Metric("entity_recovery", "entity recovery", "generations", False,
+           gloss="answers naming the subject from its facts"),
+    Metric("name_agnostic_recovery", "name-agnostic recovery", "generations", False,
+           gloss="facts recovered without the name"),
+    Metric("surface_mention_rate", "surface mention rate", "generations", False),
+    Metric("extraction_likelihood", "extraction likelihood", "generations", False),
+    Metric("utility_drift", "utility drift", "measures", None,
+           gloss="relative change of model utility from the original"),
 ):
     register_metric(_metric)
 del _metric

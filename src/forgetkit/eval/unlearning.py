@@ -37,6 +37,7 @@ from forgetkit.eval.latent import (
 )
 from forgetkit.eval.leakage import FAMILIES, extraction_prompts, leak_rates, leaks
 from forgetkit.eval.metrics import known_accuracy
+from forgetkit.eval.recovery import extraction_likelihood, recovery_measures, recovery_prompts
 from forgetkit.eval.relearn import relearn_attack, split_halves
 from forgetkit.lm.generate import generate_answers
 from forgetkit.lm.scoring import AnswerScores, score_answers
@@ -120,7 +121,7 @@ class _Suite:
                  leak_threshold: float, max_readout_layers: int, readout_fit_pairs: int,
                  ridge: float, relearn_steps: int, relearn_learning_rate: float,
                  relearn_batch_size: int, max_new_tokens: int, batch_size: int, seed: int,
-                 progress: bool):
+                 progress: bool, el_n: int = 1):
         self.forget, self.retain, self.known = list(forget), list(retain), known
         self.families = list(dict.fromkeys(["question", *families]))
         self.leak_threshold = leak_threshold
@@ -132,6 +133,7 @@ class _Suite:
                     "progress": progress}
         self.batch_size, self.seed, self.progress = batch_size, seed, progress
         self.prompts = extraction_prompts(self.forget, self.families)
+        self.recovery_prompts, self.el_n = recovery_prompts(self.forget), el_n
         self.forget_pairs, self.forget_rows = _pairs(self.forget, truth_ratio=True)
         self.retain_tr = _has_truth_ratio(self.retain)
         self.retain_pairs, self.retain_rows = _pairs(self.retain, self.retain_tr)
@@ -194,6 +196,7 @@ class _Suite:
         row["utility_terms"] = self._utility_terms(row)
         row["model_utility"] = tofu.model_utility(row["utility_terms"])
         row["leakage"] = leak_rates(self.forget, self.prompts, generations, self.leak_threshold)
+        row["recovery"] = self._recovery(label, model, tok)
         row["samples"] = self._samples(generations)
         row["latent"] = self._latent(forget_scores)
         if self.relearn_steps > 0:
@@ -219,6 +222,18 @@ class _Suite:
             terms.update({f"known/{k}": row["known"][k] for k in
                           ("probability", "rougeL_recall", "truth_ratio") if k in row["known"]})
         return terms
+
+    def _recovery(self, label: str, model: PreTrainedModel,
+                  tok: PreTrainedTokenizerBase) -> dict[str, Any]:
+        """The KIF paper's later measures (``eval.recovery``)."""
+        answers = generate_answers(model, tok, [p.question for p in self.recovery_prompts],
+                                   prefixes=[p.prefix for p in self.recovery_prompts],
+                                   desc=f"{label}: recovery prompts", **self.gen)
+        out = recovery_measures(self.forget, self.recovery_prompts, answers,
+                                self.leak_threshold)
+        out["extraction_likelihood"] = extraction_likelihood(
+            model, tok, self.forget, self.el_n, desc=f"{label}: answer prefixes", **self.gen)
+        return out
 
     def _samples(self, generations: Sequence[str], per_family: int = 3) -> list[dict]:
         out, seen = [], dict.fromkeys(self.families, 0)
@@ -309,6 +324,7 @@ def summary_row(row: Mapping[str, Any]) -> dict[str, float | None]:
     every key is a metric of ``eval.registry``, which gives its title and direction."""
     leakage = row["leakage"]
     relearn = row.get("relearn") or {}
+    recovery = row.get("recovery") or {}
     return {
         "ks_statistic": row.get("ks_statistic"),
         "forget_quality": row["forget_quality"],
@@ -320,6 +336,11 @@ def summary_row(row: Mapping[str, Any]) -> dict[str, float | None]:
         "latent_trace": row["latent"]["latent_trace"],
         "relearn_leak_before": relearn.get("leak_before"),
         "relearn_leak_after": relearn.get("leak_after"),
+        "entity_recovery": recovery.get("entity_recovery", {}).get("rate"),
+        "name_agnostic_recovery": recovery.get("name_agnostic_recovery", {}).get("rate"),
+        "surface_mention_rate": recovery.get("surface_mention_rate", {}).get("rate"),
+        "extraction_likelihood": recovery.get("extraction_likelihood", {}).get("value"),
+        "utility_drift": row.get("utility_drift"),
     }
 
 
@@ -331,10 +352,11 @@ def unlearning_suite(models: Mapping[str, ModelSource], original: ModelSource,
                      ridge: float = 1e-2, relearn_steps: int = 5,
                      relearn_learning_rate: float = 1e-4, relearn_batch_size: int = 8,
                      max_new_tokens: int = 48, batch_size: int = 16, seed: int = 0,
-                     progress: bool = True) -> dict[str, Any]:
+                     el_n: int = 1, progress: bool = True) -> dict[str, Any]:
     """Evaluate unlearned ``models`` (label -> model or loader) against the ``original`` and
     the ``retain_model`` oracle on the ``forget`` and ``retain`` sets (and ``known`` world
-    facts, which then enter model utility). ``relearn_steps=0`` skips the relearning attack.
+    facts, which then enter model utility). ``relearn_steps=0`` skips the relearning attack;
+    ``el_n`` is the n-gram length of the extraction likelihood (``eval.recovery``).
 
     Returns plain JSON: ``settings``, ``models`` (per label, every measure with its raw
     per-question truth ratios and samples) and ``summary`` (per label, ``summary_row``).
@@ -349,7 +371,7 @@ def unlearning_suite(models: Mapping[str, ModelSource], original: ModelSource,
     check_unlearning_data(forget, retain)
     suite = _Suite(forget, retain, known, families, leak_threshold, max_readout_layers,
                    readout_fit_pairs, ridge, relearn_steps, relearn_learning_rate,
-                   relearn_batch_size, max_new_tokens, batch_size, seed, progress)
+                   relearn_batch_size, max_new_tokens, batch_size, seed, progress, el_n)
     rows: dict[str, dict[str, Any]] = {}
     for label, source in [(ORIGINAL, original), (RETAIN, retain_model), *models.items()]:
         model, tok = source() if callable(source) else source
@@ -358,9 +380,11 @@ def unlearning_suite(models: Mapping[str, ModelSource], original: ModelSource,
             del model
             gc.collect()
     oracle = rows[RETAIN]["forget"]["truth_ratios"]
+    before = rows[ORIGINAL]["model_utility"]
     for row in rows.values():
         row["ks_statistic"], row["forget_quality"] = tofu.ks_test(
             row["forget"]["truth_ratios"], oracle)
+        row["utility_drift"] = (row["model_utility"] - before) / before if before else None
     assert suite.readout is not None
     return {
         "suite": "unlearning",
@@ -371,7 +395,7 @@ def unlearning_suite(models: Mapping[str, ModelSource], original: ModelSource,
             "ridge": ridge, "relearn_steps": relearn_steps,
             "relearn_learning_rate": relearn_learning_rate,
             "relearn_batch_size": relearn_batch_size, "max_new_tokens": max_new_tokens,
-            "seed": seed,
+            "seed": seed, "el_n": el_n,
         },
         "models": rows,
         "summary": {label: summary_row(row) for label, row in rows.items()},

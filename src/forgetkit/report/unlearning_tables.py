@@ -112,6 +112,27 @@ def leakage_table(result: Mapping[str, Any]) -> str:
     return "\n".join([head, rule, *body])
 
 
+RECOVERY_KEYS = ("entity_recovery", "name_agnostic_recovery", "surface_mention_rate",
+                 "extraction_likelihood")
+
+
+def recovery_table(result: Mapping[str, Any]) -> str:
+    """The KIF paper's later measures, one row per model, each heading with its n."""
+    rows = result["models"]
+    first = next(iter(rows.values()))["recovery"]
+    el_n = first["extraction_likelihood"]["n_gram"]
+    titles = [f"{METRICS.get(k).title}{f' (EL_{el_n})' if k == 'extraction_likelihood' else ''}"
+              f" (n={first[k]['n']})" for k in RECOVERY_KEYS]
+    head = ("| model | " + " | ".join(headed(t, False) for t in titles)
+            + f" | {headed(METRICS.get('utility_drift').title, None)} |")
+    rule = "|---|" + "---:|" * (len(RECOVERY_KEYS) + 1)
+    body = [f"| {label} | " + " | ".join(_fmt(result["summary"][label][k], 2)
+                                          for k in RECOVERY_KEYS)
+            + f" | {_fmt(result['summary'][label]['utility_drift'], 3)} |"
+            for label in rows]
+    return "\n".join([head, rule, *body])
+
+
 def latent_table(result: Mapping[str, Any]) -> str:
     """Readout accuracy per hidden-state index, one row per model; chance in the title row."""
     rows = result["models"]
@@ -182,6 +203,20 @@ def render_unlearning(result: Mapping[str, Any], path: Path | None = None) -> st
         "### Latent readout accuracy by layer",
         "",
         latent_table(result),
+        *([
+            "",
+            "### Can the subject be recovered?",
+            "",
+            recovery_table(result),
+            "",
+            "The measures of the KIF paper's later version, in forgetkit's reading "
+            "(`eval.recovery`): entity recovery, answers that name the subject when given "
+            "some of its facts without the name (asked plainly and with the answer started); "
+            "name-agnostic recovery, forget questions asked without the name that still get "
+            "the fact; surface mention rate, answers to those that name the subject anyway; "
+            "extraction likelihood, word n-grams of the answer's rest recovered from its "
+            "first words; utility drift, model utility's relative change from the original.",
+        ] if "recovery" in next(iter(result["models"].values())) else []),
     ]
     text = "\n".join(lines) + "\n"
     if path is not None:
@@ -189,6 +224,6 @@ def render_unlearning(result: Mapping[str, Any], path: Path | None = None) -> st
     return text
 
 
-__all__ = ["INTERVAL_KEYS", "PAIRED", "SIDE_BY_SIDE", "SIDE_BY_SIDE_KEYS", "TOFU_COLUMNS",
-           "interval_table", "latent_table", "leakage_table", "render_unlearning",
-           "side_by_side_table", "tofu_table"]
+__all__ = ["INTERVAL_KEYS", "PAIRED", "RECOVERY_KEYS", "SIDE_BY_SIDE", "SIDE_BY_SIDE_KEYS",
+           "TOFU_COLUMNS", "interval_table", "latent_table", "leakage_table", "recovery_table",
+           "render_unlearning", "side_by_side_table", "tofu_table"]

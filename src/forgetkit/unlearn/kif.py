@@ -240,7 +240,7 @@ def _fingerprint(ctx: RunContext, retain: Sequence[QARecord]) -> str:
     h = hashlib.sha256(json.dumps({
         "model": cfg.model, "tokenizer": models.fingerprint(ctx.tokenizer), "seed": cfg.seed,
         "layers": cfg.kif_layers, "top": cfg.kif_top_layers, "holdout": cfg.kif_holdout,
-        "quantile": cfg.kif_gate_quantile, "strength": cfg.kif_strength,
+        "quantile": cfg.kif_gate_quantile, "strength": cfg.kif_push,
         "max_length": cfg.max_length}).encode())
     for r in (*forget_records(ctx), *retain):
         h.update(json.dumps([r.question, r.answer, r.subject]).encode())
@@ -264,7 +264,7 @@ def _signatures(ctx: RunContext) -> Signatures:
         lambda: mine_signatures(ctx.model, ctx.tokenizer, forget_records(ctx), retain,
                                 layers=cfg.kif_layers, top_layers=cfg.kif_top_layers,
                                 holdout=cfg.kif_holdout, gate_quantile=cfg.kif_gate_quantile,
-                                strength=cfg.kif_strength, seed=cfg.seed,
+                                strength=cfg.kif_push, seed=cfg.seed,
                                 max_length=cfg.max_length), ctx.notes)
     if (given is not None or cfg.output is not None) and is_main_process():
         sig.save(given or pending_signatures(Path(cfg.output)), fingerprint)
@@ -280,9 +280,11 @@ class KIFOptions(Options):
     kif_gate_quantile: float = Field(
         0.999, gt=0, le=1, description="KIF: gate threshold, this quantile of retain tokens' "
         "similarity to a signature")
-    kif_strength: float = Field(
-        16.0, gt=0, description="KIF: how far the gated tokens are pushed back along the "
-        "signature (1: the component projected out; 16: the demo's measured choice)")
+    kif_push: float = Field(
+        16.0, gt=0, description="KIF: how far gated tokens are pushed along the signature, in "
+        "multiples of their own component: 1 projects it out (to the retain centre), 16 (the "
+        "demo's measured choice) pushes them 15 components past it, to the opposite side; "
+        "old name kif_strength")
     kif_holdout: float = Field(
         0.5, gt=0, lt=1, description="KIF: share of each subject's prompts held out to score "
         "layers")

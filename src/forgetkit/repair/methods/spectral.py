@@ -30,7 +30,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from forgetkit.errors import ForgetkitWarning
+from forgetkit.errors import DeprecatedOptionWarning
 from forgetkit.repair.methods.base import DeltaRepair, RepairMethod, require
 from forgetkit.repair.threshold import aspect_ratio, mp_median
 
@@ -111,10 +111,6 @@ SPECTRAL_HELP = {
             "(rank: a seeded randomized sketch for a small rank); the exact SVD's kept ranks, "
             "checked per tensor (the exact SVD where round-off could decide)",
     "randomized": "deprecated: the old name of --fast"}
-
-
-class DeprecatedOptionWarning(ForgetkitWarning):
-    """An option was given under a name that will go away."""
 
 
 @dataclass
