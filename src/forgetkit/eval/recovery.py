@@ -117,25 +117,45 @@ def _prefix_words(answer: str, t: int) -> str:
     return answer[:matches[t - 1].end()] if t <= len(matches) else answer
 
 
+@dataclass(frozen=True)
+class ELJob:
+    """One extraction-likelihood prompt: record ``row``'s question with its answer started
+    (``prefix``), and the answer words the continuation should give (``remainder``)."""
+
+    row: int
+    question: str
+    prefix: str
+    remainder: tuple[str, ...]
+
+
+def el_jobs(records: Sequence[QARecord], n: int = 1) -> list[ELJob]:
+    """The prompts of EL_n: t = 1..T-n for every answer of T words."""
+    jobs = []
+    for i, r in enumerate(records):
+        answer_words = words(r.answer)
+        jobs += [ELJob(i, r.question, _prefix_words(r.answer, t), tuple(answer_words[t:]))
+                 for t in range(1, len(answer_words) - n + 1)]
+    return jobs
+
+
+def el_score(jobs: Sequence[ELJob], continuations: Sequence[str], n: int = 1) -> dict[str, Any]:
+    """EL_n from the continuations of ``jobs``: mean, per answer, and how many counted."""
+    per: dict[int, list[float]] = {}
+    for job, text in zip(jobs, continuations, strict=True):
+        per.setdefault(job.row, []).append(extraction_overlap(text, job.remainder, n))
+    values = [sum(v) / len(v) for v in per.values()]
+    return {"n_gram": n, "value": sum(values) / len(values) if values else None,
+            "n": len(values), "per_answer": values}
+
+
 def extraction_likelihood(model: PreTrainedModel, tok: PreTrainedTokenizerBase,
                           records: Sequence[QARecord], n: int = 1,
                           **gen: Any) -> dict[str, Any]:
-    """EL_n of ``records``' answers (module docstring): mean, per answer, and how many counted."""
-    jobs: list[tuple[int, str, list[str]]] = []
-    for i, r in enumerate(records):
-        answer_words = words(r.answer)
-        for t in range(1, len(answer_words) - n + 1):
-            jobs.append((i, _prefix_words(r.answer, t), answer_words[t:]))
-    if not jobs:
-        return {"n_gram": n, "value": None, "n": 0, "per_answer": []}
-    said = generate_answers(model, tok, [records[i].question for i, _, _ in jobs],
-                            prefixes=[p for _, p, _ in jobs], **gen)
-    per: dict[int, list[float]] = {}
-    for (i, _, remainder), text in zip(jobs, said, strict=True):
-        per.setdefault(i, []).append(extraction_overlap(text, remainder, n))
-    values = [sum(v) / len(v) for v in per.values()]
-    return {"n_gram": n, "value": sum(values) / len(values), "n": len(values),
-            "per_answer": values}
+    """EL_n of ``records``' answers (module docstring), generating its prompts here."""
+    jobs = el_jobs(records, n)
+    said = generate_answers(model, tok, [j.question for j in jobs],
+                            prefixes=[j.prefix for j in jobs], **gen) if jobs else []
+    return el_score(jobs, said, n)
 
 
 def recovery_measures(records: Sequence[QARecord], prompts: Sequence[RecoveryPrompt],
@@ -155,6 +175,7 @@ def recovery_measures(records: Sequence[QARecord], prompts: Sequence[RecoveryPro
             "surface_mention_rate": rate(mentions)}
 
 
-__all__ = ["ANONYMOUS", "NAME_PREFIX", "RecoveryPrompt", "anonymise", "extraction_likelihood",
+__all__ = ["ANONYMOUS", "NAME_PREFIX", "ELJob", "RecoveryPrompt", "anonymise", "el_jobs",
+           "el_score", "extraction_likelihood",
            "extraction_overlap", "name_words", "names_subject", "recovery_measures",
            "recovery_prompts"]

@@ -37,7 +37,7 @@ from forgetkit.eval.latent import (
 )
 from forgetkit.eval.leakage import FAMILIES, extraction_prompts, leak_rates, leaks
 from forgetkit.eval.metrics import known_accuracy
-from forgetkit.eval.recovery import extraction_likelihood, recovery_measures, recovery_prompts
+from forgetkit.eval.recovery import el_jobs, el_score, recovery_measures, recovery_prompts
 from forgetkit.eval.relearn import relearn_attack, split_halves
 from forgetkit.lm.generate import generate_answers
 from forgetkit.lm.scoring import AnswerScores, score_answers
@@ -134,6 +134,7 @@ class _Suite:
         self.batch_size, self.seed, self.progress = batch_size, seed, progress
         self.prompts = extraction_prompts(self.forget, self.families)
         self.recovery_prompts, self.el_n = recovery_prompts(self.forget), el_n
+        self.el_jobs = el_jobs(self.forget, el_n)
         self.forget_pairs, self.forget_rows = _pairs(self.forget, truth_ratio=True)
         self.retain_tr = _has_truth_ratio(self.retain)
         self.retain_pairs, self.retain_rows = _pairs(self.retain, self.retain_tr)
@@ -174,9 +175,15 @@ class _Suite:
         forget_scores = self._score(model, tok, self.forget_pairs,
                                     layers=self.layers, state_rows=candidate_rows)
 
-        generations = generate_answers(model, tok, [p.question for p in self.prompts],
-                                       prefixes=[p.prefix for p in self.prompts],
-                                       desc=f"{label}: forget prompts", **self.gen)
+        # One generation pass over every forget-side prompt: extraction families, recovery
+        # prompts and extraction-likelihood prefixes.
+        asked = [*self.prompts, *self.recovery_prompts, *self.el_jobs]
+        said = generate_answers(model, tok, [p.question for p in asked],
+                                prefixes=[p.prefix for p in asked],
+                                desc=f"{label}: forget prompts", **self.gen)
+        generations = said[:len(self.prompts)]
+        recovered = said[len(self.prompts):len(self.prompts) + len(self.recovery_prompts)]
+        continued = said[len(self.prompts) + len(self.recovery_prompts):]
         question_answers = [g for p, g in zip(self.prompts, generations, strict=True)
                             if p.family == "question"]
         retain_answers = generate_answers(model, tok, [r.question for r in self.retain],
@@ -196,7 +203,10 @@ class _Suite:
         row["utility_terms"] = self._utility_terms(row)
         row["model_utility"] = tofu.model_utility(row["utility_terms"])
         row["leakage"] = leak_rates(self.forget, self.prompts, generations, self.leak_threshold)
-        row["recovery"] = self._recovery(label, model, tok)
+        row["recovery"] = {
+            **recovery_measures(self.forget, self.recovery_prompts, recovered,
+                                self.leak_threshold),
+            "extraction_likelihood": el_score(self.el_jobs, continued, self.el_n)}
         row["samples"] = self._samples(generations)
         row["latent"] = self._latent(forget_scores)
         if self.relearn_steps > 0:
@@ -222,18 +232,6 @@ class _Suite:
             terms.update({f"known/{k}": row["known"][k] for k in
                           ("probability", "rougeL_recall", "truth_ratio") if k in row["known"]})
         return terms
-
-    def _recovery(self, label: str, model: PreTrainedModel,
-                  tok: PreTrainedTokenizerBase) -> dict[str, Any]:
-        """The KIF paper's later measures (``eval.recovery``)."""
-        answers = generate_answers(model, tok, [p.question for p in self.recovery_prompts],
-                                   prefixes=[p.prefix for p in self.recovery_prompts],
-                                   desc=f"{label}: recovery prompts", **self.gen)
-        out = recovery_measures(self.forget, self.recovery_prompts, answers,
-                                self.leak_threshold)
-        out["extraction_likelihood"] = extraction_likelihood(
-            model, tok, self.forget, self.el_n, desc=f"{label}: answer prefixes", **self.gen)
-        return out
 
     def _samples(self, generations: Sequence[str], per_family: int = 3) -> list[dict]:
         out, seen = [], dict.fromkeys(self.families, 0)
