@@ -235,3 +235,25 @@ def test_ignorance_suite_requires_known_and_unseen_sets(tiny):
                         {"unseen": [QARecord("What is Flornball?", "", subject="Flornball")]},
                         judge=StringMatchJudge(), progress=False)
 
+
+
+def test_base_activations_are_read_once_across_models_sharing_a_base(tiny, monkeypatch):
+    model, tok = tiny
+    unverifiable, _, known = _suite_sets()
+    sets = {"unseen": unverifiable, "known": known}
+    answers = {"unseen": ["I don't know."] * len(unverifiable)}
+    moved = _perturbed(model, layer=1)
+    fresh = ignorance_suite(moved, tok, model, tok, sets, answers=answers,
+                            judge=StringMatchJudge(), progress=False)
+    cache: dict = {}
+    first = ignorance_suite(moved, tok, model, tok, sets, answers=answers,
+                            judge=StringMatchJudge(), progress=False, base_cache=cache)
+    assert len(cache) == 2  # one entry per set
+    read = []
+    real = ignorance.residual_activations
+    monkeypatch.setattr(ignorance, "residual_activations",
+                        lambda m, *a, **k: read.append(m) or real(m, *a, **k))
+    second = ignorance_suite(moved, tok, model, tok, sets, answers=answers,
+                             judge=StringMatchJudge(), progress=False, base_cache=cache)
+    assert read == [moved, moved]  # the base was not read again, the model was
+    assert fresh == first == second

@@ -68,7 +68,7 @@ def eval_sets(ft: Sequence[Path] = (), unseen: Sequence[Path] = (),
 
 def evaluate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
              sets: Sequence[EvalSet], reference_logprobs: Sequence[torch.Tensor] | None = None,
-             max_new_tokens: int = 48, batch_size: int = 16, progress: bool = True,
+             max_new_tokens: int = 48, batch_size: int = 64, progress: bool = True,
              judge: RefusalJudge | None = None) -> dict[str, Any]:
     """Generate answers for every set once and compute all metrics of its role.
 

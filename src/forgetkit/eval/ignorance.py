@@ -93,11 +93,15 @@ def ignorance_suite(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
                     score_fraction: float = 0.5, seed: int = 0, batch_size: int = 16,
                     max_new_tokens: int = 48, pca_png: str | os.PathLike[str] | None = None,
                     pca_layer: int = -1, progress: bool = True,
-                    activations_out: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
+                    activations_out: dict[str, torch.Tensor] | None = None,
+                    base_cache: dict[tuple[str, ...], torch.Tensor] | None = None,
+                    ) -> dict[str, Any]:
     """IDK_SM, judged IDK, IAS (base and model), Delta_IA and drift, as plain JSON values.
 
     ``activations_out``, if given, receives the model's activations per set (for pictures
-    across several models without computing them twice).
+    across several models without computing them twice). ``base_cache``, if given, keeps the
+    base model's activations by question list across calls that share one base (a study
+    scoring several fine-tunes of it reads them once).
 
     ``sets`` maps a set name to its records (the name is its role, or ``roles`` gives it) or
     is a list of ``EvalSet``. Roles: ``unseen`` sets get IDK_SM and judged IDK, computed from
@@ -126,8 +130,14 @@ def ignorance_suite(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
     model_acts: dict[str, torch.Tensor] = {}
     for name, _, records in named:
         questions = [r.question for r in records]
-        base_acts[name] = residual_activations(base_model, base_tokenizer, questions,
-                                               batch_size=batch_size, progress=progress)
+        key = tuple(questions)
+        if base_cache is not None and key in base_cache:
+            base_acts[name] = base_cache[key]
+        else:
+            base_acts[name] = residual_activations(base_model, base_tokenizer, questions,
+                                                   batch_size=batch_size, progress=progress)
+            if base_cache is not None:
+                base_cache[key] = base_acts[name]
         model_acts[name] = base_acts[name] if model is base_model else residual_activations(
             model, tokenizer, questions, batch_size=batch_size, progress=progress)
         if model_acts[name].shape != base_acts[name].shape:
