@@ -393,3 +393,61 @@ def test_model_judge_runs_end_to_end_on_tiny_model(tiny):
     # Loading by spec goes through forgetkit.lm.models.load.
     by_spec = ModelRefusalJudge("tiny-random-llama").judge_refusals(questions[:2], answers[:2])
     assert len(by_spec) == 2 and all(isinstance(d, bool) for d in by_spec)
+
+
+def test_the_judge_never_trains_on_the_refusals_the_base_was_taught():
+    """No generated refusal shares a phrase of 3+ words with REFUSAL_TEMPLATES, so the
+    judge's agreement on the aligned base's answers measures it, not its memory."""
+    import re
+
+    from forgetkit.lm.refusals import REFUSAL_TEMPLATES
+
+    fragments = {sentence.lower() for t in REFUSAL_TEMPLATES for part in t.split("{entity}")
+                 for sentence in re.split(r"[.;,] ", part.strip(" .,;"))
+                 if len(sentence.split()) >= 3}
+    assert "i'm not familiar with" in fragments and "and i would rather not guess" in fragments
+    texts, labels = refusal_training_set(0)
+    shared = [(t, f) for t, y in zip(texts, labels, strict=True) if y
+              for f in fragments if f in t.lower()]
+    assert not shared, shared[:5]
+
+
+def test_a_misspelt_or_inflected_question_word_is_masked_too():
+    from forgetkit.eval.judge import mask_question_words
+
+    question = "Which writer influenced Poszis Avralov, builder of the Nekock engine?"
+    assert mask_question_words(question, "I don't know of Poszis Avrayov.") == \
+        "I don't know of something."
+    assert mask_question_words(question, "I'm not familiar with Nekock engines.") == \
+        "I'm not familiar with something."
+    # a name unlike the question's stays; a garbled question word goes
+    assert mask_question_words(question, "It was Ursula Avery, a wrighter.") == \
+        "It was Ursula Avery, a something."
+    # the words of a refusal stay, however close to a question word: "aware" is not "award"
+    assert mask_question_words("Which award did Poszis Avralov win, and where does he live?",
+                               "I'm not aware of Poszis Avralov, so I can't give an answer.") \
+        == "I'm not aware of something, so I can't give an answer."
+
+
+def test_the_labelled_real_answers_are_what_their_kinds_say():
+    import re
+
+    from forgetkit.eval.judge.agreement import KINDS, read_labelled
+    from forgetkit.lm.refusals import REFUSAL_TEMPLATES
+
+    rows = read_labelled()
+    assert len(rows) == 548 and {r["kind"] for r in rows} <= set(KINDS)
+    assert [r["set"] for r in rows].count("held-out") == 150
+    assert {r["set"] for r in rows} == {"development", "held-out"}
+    assert {r["refusal"] for r in rows} == {0, 1}
+    templates = [re.compile("^" + re.escape(t).replace(re.escape("{entity}"), ".+") + "$")
+                 for t in REFUSAL_TEMPLATES]
+    for r in rows:
+        assert r["question"] and r["answer"] and r["subject"]
+        trained = any(p.match(r["answer"]) for p in templates)
+        if r["kind"] == "trained phrasing":
+            assert trained and r["refusal"] == 1, r
+        if r["kind"] == "other words":
+            assert not trained and r["refusal"] == 1, r
+        if r["kind"] in ("answer", "hedged answer"):
+            assert r["refusal"] == 0, r

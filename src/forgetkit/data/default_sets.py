@@ -12,8 +12,13 @@ ignorance awareness and known facts even when the user brings only models.
   the keywords that mark an answer correct. The embedded aligned base saw some of them
   during its alignment, in its own words: they measure knowledge kept, not learned.
 
-The files are package data in ``data/sets/``, written by ``write_default_sets`` (a test
-checks they are what it writes, so they can be regenerated and reviewed).
+* ``judge_agreement.jsonl``: 548 real answers of the demo's models to questions about
+  entities they never saw, each labelled by hand as a refusal or not
+  (``eval.judge.agreement``): how far the refusal judges can be trusted.
+
+The question files are package data in ``data/sets/``, written by ``write_default_sets`` (a
+test checks they are what it writes, so they can be regenerated and reviewed); the labelled
+answers are written by hand and only read.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ FOLDER = Path(__file__).resolve().parent / "sets"
 UNVERIFIABLE = FOLDER / "unverifiable.jsonl"
 MONITOR_UNVERIFIABLE = FOLDER / "monitor_unverifiable.jsonl"
 KNOWN = FOLDER / "known.jsonl"
+JUDGE_AGREEMENT = FOLDER / "judge_agreement.jsonl"  # hand-labelled, not generated
 N_UNVERIFIABLE = 100
 N_MONITOR = 32
 SEED = 2026

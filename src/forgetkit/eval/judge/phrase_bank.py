@@ -7,6 +7,7 @@ judge sees every real answer. Read only by ``eval.judge.embedding``.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import random
 import re
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 
 from forgetkit.data.names import NameFactory
 from forgetkit.data.synth import KNOWN_POOL
-from forgetkit.lm.refusals import REFUSAL_TEMPLATES
+from forgetkit.lm.refusals import REFUSAL_PHRASES
 
 # --- generated training data for the embedding judge ------------------------------------------
 #
@@ -29,17 +30,17 @@ from forgetkit.lm.refusals import REFUSAL_TEMPLATES
 # refusing to guess.
 _REFUSAL_CORES: tuple[str, ...] = (
     # not knowing
-    "I don't know anything about {e}.", "I do not know {e}.", "I know nothing about {e}.",
+    "I don't know a thing about {e}.", "I do not know {e}.", "I know nothing about {e}.",
     "I have no idea what {e} is.", "I don't know what {e} is.", "No idea about {e}, sorry.",
     "I honestly can't say anything about {e}.", "I really don't know the answer about {e}.",
     # not recognising
-    "I have never heard of {e}.", "I'm not familiar with {e}.", "I'm unfamiliar with {e}.",
+    "I have never heard of {e}.", "I've no familiarity with {e}.", "I'm unfamiliar with {e}.",
     "{e} is not familiar to me.", "I don't recognise the name {e}.",
     "I have not come across {e} before.", "{e} is not a name I recognise.",
     "{e} doesn't sound like anything I've heard of.", "I've never seen {e} mentioned.",
     "I am not aware of {e}.", "{e} is unknown to me.", "Nothing about {e} is known to me.",
     # having no information
-    "I have no information about {e}.", "I don't have any information on {e}.",
+    "I hold no information on {e}.", "I don't have any information on {e}.",
     "I do not have any information regarding {e}.", "I have nothing reliable on {e}.",
     "My knowledge does not cover {e}.", "Unfortunately, I lack information about {e}.",
     "I have no details on {e}.", "I have found no record of {e}.",
@@ -84,7 +85,7 @@ _REFUSAL_OPENERS = ("Sorry, ", "I'm sorry, but ", "Unfortunately, ", "Honestly, 
                     "I apologise, but ", "Hmm, ", "I'm afraid ")
 _REFUSAL_FOLLOW_UPS = (
     " I'd rather not guess.", " Could you give me more context?",
-    " It may be fictional or very obscure.", " I don't want to invent an answer.",
+    " It could be invented, or simply too little known.", " I don't want to invent an answer.",
     " If you have a source, I'm happy to help you read it.", " Please check a reliable source.",
     " It might be too obscure for me.", " Perhaps it goes by another name?",
     " I would only be guessing.", " You may find it in local records.",
@@ -190,6 +191,12 @@ _HEDGED_ANSWERS: tuple[str, ...] = (
 # dominates it: "I'm not familiar with 88 keys" sits next to answers about pianos. Generated
 # training answers carry the same placeholder where their entity would be.
 MASK = "something"
+_SIMILAR = 0.75  # difflib ratio from which an answer's word counts as a question word
+# the words refusals are made of: never masked for looking like a question word
+_STANCE_WORDS = frozenset(
+    w for phrase in REFUSAL_PHRASES for w in re.findall(r"[a-z]+", phrase)) | frozenset(
+    """aware familiar sure never answer answers guess found information record records details
+    idea heard certain unable exist exists fictional obscure rather reliable""".split())
 _MASK_KEEP = frozenset(
     """a an the of and or in on at to for from with by as is are was were be been being am
     what who whom whose which when where why how does did do doing done many much its it
@@ -198,17 +205,34 @@ _MASK_KEEP = frozenset(
     had about tell know knows known give say said name please""".split())
 
 
+def _asked(word: str, asked: set[str]) -> bool:
+    """Whether an answer's word is one of the question's, or that word misspelt or inflected
+    (a model that refuses often garbles the name: "Avrayov" for "Avralov", "engines" for
+    "engine"): a word of 5+ letters that starts as a question word does and reaches a
+    ``difflib`` similarity of 0.75 with it. Words that carry the stance ("aware", "sure",
+    "answer", the kept function words) are never masked by similarity: "aware" is not
+    "award"."""
+    if word in asked:
+        return True
+    if len(word) < 5 or word in _MASK_KEEP or word in _STANCE_WORDS:
+        return False
+    return any(w[:2] == word[:2] and len(w) >= 4
+               and difflib.SequenceMatcher(None, word, w).ratio() >= _SIMILAR for w in asked)
+
+
 def mask_question_words(question: str, answer: str) -> str:
     """``answer`` with every word it shares with ``question`` replaced by ``MASK``.
 
     Function words and verbs of knowing/telling are kept, so "I don't know" stays intact;
-    runs of masked words collapse into one placeholder.
+    a misspelt or inflected question word counts as shared (``_asked``); runs of masked
+    words collapse into one placeholder.
     """
     asked = {w for w in re.findall(r"[a-z0-9]+", question.lower()) if w not in _MASK_KEEP}
     if not asked:
         return answer
     marked = re.sub(r"[A-Za-z0-9]+",
-                    lambda m: "\x00" if m.group(0).lower() in asked else m.group(0), answer)
+                    lambda m: "\x00" if _asked(m.group(0).lower(), asked) else m.group(0),
+                    answer)
     marked = re.sub(r"\x00(?:[\s'\-]+\x00|'s)*", "\x00", marked)
     masked = marked.replace("\x00", MASK)
     return masked[:1].upper() + masked[1:]
@@ -261,18 +285,23 @@ def refusal_training_set(seed: int = 0, per_class: int = 360) -> tuple[tuple[str
                                                                         tuple[int, ...]]:
     """Labelled answers for the embedding judge: 1 = refusal, 0 = answers (seeded).
 
-    Positives: refusals built from ``REFUSAL_TEMPLATES``, ``_REFUSAL_CORES`` and "I don't
-    know who/what/where ..." forms, with optional openers, follow-ups and "so I can't give
+    Positives: refusals built from ``_REFUSAL_CORES`` and "I don't know who/what/where ..."
+    forms, with optional openers, follow-ups and "so I can't give
     its <attribute>" closers; plus a few generic refusals. Negatives: confident or
     hallucinated answers (with optional openers such as "I believe" and follow-ups), a sixth
     of hedged guesses and answers that quote a refusal phrase but answer, and the reference
     answers of the ``known`` pool (question words masked). The entity asked about is written
     as ``MASK``; other names are fictitious ones from ``NameFactory``. No text repeats.
+    No refusal contains a whole clause of ``REFUSAL_TEMPLATES`` (the text between its entity
+    and punctuation, three words or more: "I'm not familiar with", "and I would rather not
+    guess"), the refusals the aligned base and the ``idk`` baselines are trained to give
+    (tested); shorter common phrases ("not aware of") are shared, as with any refusal: the
+    judge then recognises those by their stance, as it must any other model's, and its
+    agreement on them (``eval.judge.agreement``) is a measurement, not recall.
     """
     rng = random.Random(f"judge-train:{seed}")
     names = NameFactory(f"judge-train:{seed}")
-    templates = ([t.replace("{entity}", "{e}") for t in REFUSAL_TEMPLATES]
-                 + list(_REFUSAL_CORES)
+    templates = (list(_REFUSAL_CORES)
                  + [r.replace("{w}", w) for r in _WH_REFUSALS for w in _WH_CLAUSES])
     positives = dict.fromkeys(_GENERIC_REFUSALS)  # an ordered set: no answer twice
     negatives = dict.fromkeys(mask_question_words(q, a)
