@@ -59,6 +59,10 @@ def test_quick_demo_end_to_end(tmp_path):
     for png in ("results_contracts.png", "pca_contracts.png", "drift_contracts.png",
                 "curves_contracts.png"):
         assert (out / png).stat().st_size > 1000, png
+    lora_run = json.loads((out / "models" / "contracts" / "lora" / "forgetkit_run.json")
+                          .read_text())
+    assert lora_run["config"]["lora_alpha"] == 32  # the SEAT paper's LoRA baseline, r 8
+    assert lora_run["config"]["seed"] == 7
     reloaded, _ = models.load(str(out / "models" / "contracts" / "full"))
     assert reloaded.config.use_cache
     # the demo is an audit of its own fine-tunes: the same evaluations with intervals

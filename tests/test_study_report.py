@@ -77,13 +77,23 @@ def repair_comparison() -> dict:
     return score_comparison(measures, "base", "full", ["dg-hard"])
 
 
+def seeds_results() -> dict:
+    from forgetkit.studies.seeds import aggregate
+
+    runs = [{"study": "seat", **seat_results()} for _ in range(2)]
+    runs[1]["models"]["contracts/full"]["kl_to_base"] = 0.15
+    return {"of": "seat", "train_seeds": [7, 8], "data_seed": 7, "runs": ["a", "b"],
+            "rows": aggregate(runs), "minutes": [1.0, 1.1]}
+
+
 STUDY_RESULTS = {"seat": (seat_results, "# forgetkit demo results"),
                  "lfu": (lfu_results, "# LfU demo"),
-                 "unlearning": (unlearning_results, "# Unlearning demo")}
+                 "unlearning": (unlearning_results, "# Unlearning demo"),
+                 "seeds": (seeds_results, "# seat study over 2 training seeds")}
 
 
 def test_every_study_is_registered_with_disjoint_legacy_keys():
-    assert set(STUDIES) == {"seat", "lfu", "unlearning", "repair", "audit"}
+    assert set(STUDIES) == {"seat", "lfu", "unlearning", "repair", "audit", "seeds"}
     makers = {**{k: v for k, (v, _) in STUDY_RESULTS.items()}, "repair": repair_comparison}
     for name, make in makers.items():  # a file without the "study" field: by its keys
         assert study_of(make()).name == name
@@ -160,3 +170,13 @@ def test_publish_writes_the_study_field_then_the_report(tmp_path):
     on_disk = json.loads((tmp_path / "results.json").read_text())
     assert on_disk == written and next(iter(on_disk)) == "study" and on_disk["study"] == "lfu"
     assert (tmp_path / "results.md").read_text().startswith("# LfU demo")
+
+
+def test_the_demo_report_sums_its_time_by_kind_of_step():
+    from forgetkit.report.render import time_breakdown
+
+    line = time_breakdown({"prepare_base": 240.0, "eval_base": 30.0, "train contracts/full": 90.0,
+                           "eval contracts/full": 30.0, "repair dg-hard": 6.0,
+                           "eval repaired dg-hard": 24.0, "total": 426.0})
+    assert line == ("Time: 7.1 min in all: preparing the base 4.0, evaluation 1.4, "
+                    "training 1.5, repairs 0.1.")

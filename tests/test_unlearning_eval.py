@@ -488,3 +488,14 @@ def test_known_set_with_perturbed_answers_is_scored_like_the_retain_side():
     out = _set_measures(scores, rows, [record], ["It is Paris."], "known")
     assert out["truth_ratio"] == pytest.approx(1 - 0.2 / 0.8)
     assert out["accuracy"] == 1.0 and out["probability"] == pytest.approx(0.9)
+
+
+@pytest.mark.parametrize("n", [10, 20, 40])
+def test_ks_detectable_is_the_first_statistic_whose_p_value_is_below_alpha(n):
+    d = tofu.ks_detectable(n)
+    k = round(d * n)
+    base = np.arange(n, dtype=float)
+    at, below = tofu.ks_test(base, base + k - 0.5), tofu.ks_test(base, base + k - 1.5)
+    assert at[0] == pytest.approx(d) and below[0] == pytest.approx(d - 1 / n)
+    assert at[1] < 0.05 <= below[1]
+    assert tofu.ks_detectable(10) == pytest.approx(0.7)  # 10 questions: only D >= 0.7 counts

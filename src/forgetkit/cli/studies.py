@@ -34,6 +34,7 @@ def demo_command(
     repair_all: Annotated[bool, typer.Option("--repair-all", help="repair the full fine-tune with every repair method (dg-hard, gd-shrink, rank, wise-ft, dare, ties-trim, magnitude), not only dg-hard and wise-ft; ~15 min more (--full does this too)")] = False,  # noqa: E501
     unlearn: Annotated[bool, typer.Option("--unlearn", help="the unlearning comparison instead (kif, ga, graddiff, npo, idk against the retain-model oracle: forget quality, utility, leakage, latent trace, relearning) into <output>/unlearn; ~30 min, --quick (kif, ga, idk, less data) ~12 min")] = False,  # noqa: E501
     ablation: Annotated[bool, typer.Option("--ablation", help="with --lfu: only the ascent-direction ablation (lfu-lora with prev-ce, same-step, random; Table 1 and prompt variation) into <output>/lfu-directions; ~18 min")] = False,  # noqa: E501
+    seeds: Annotated[int, typer.Option(help="run the study once per training seed (from the plan's seed, 7) into <output>/seed-<s>, then every table cell as mean ± std over them into <output>/seeds; N times the time")] = 1,  # noqa: E501
 ) -> None:
     """The main job: aligned base -> contracts -> full, LoRA and SEAT fine-tunes -> report."""
     from forgetkit.studies.seat import run_demo
@@ -46,21 +47,35 @@ def demo_command(
         raise UserError("--repair-all belongs to the SEAT demo, not to --lfu")
     if ablation and not lfu:
         raise UserError("--ablation belongs to the LfU demo: forgetkit demo --lfu --ablation")
+    options: dict = {"quick": quick, "full": full}
     if unlearn:
-        from forgetkit.studies.unlearning import run_unlearn_demo
+        from forgetkit.studies.unlearning import plan_for as plan_of
+        from forgetkit.studies.unlearning import run_unlearn_demo as run
 
-        folder = run_unlearn_demo(output=output, quick=quick, full=full,
-                                  overwrite=overwrite, progress=not no_progress)
+        study, plan = "unlearning", plan_of(quick, full)
     elif lfu:
-        from forgetkit.studies.lfu import run_lfu_demo
+        from forgetkit.studies.lfu import plan_for as plan_of
+        from forgetkit.studies.lfu import run_lfu_demo as run
 
-        folder = run_lfu_demo(output=output, quick=quick, full=full, overwrite=overwrite,
-                              progress=not no_progress, ablation=ablation)
+        study, plan, options["ablation"] = "lfu", plan_of(quick, full, ablation), ablation
     else:
-        folder = run_demo(output=output, quick=quick, full=full, overwrite=overwrite,
-                          progress=not no_progress, repair_all=repair_all)
+        from forgetkit.studies.seat import plan_for as plan_of
+
+        study, plan, run, options["repair_all"] = "seat", plan_of(quick, full), run_demo, \
+            repair_all
+    if seeds == 1:
+        folder = run(output=output, overwrite=overwrite, progress=not no_progress, **options)
+    else:
+        from forgetkit.studies.seeds import run_seeds
+
+        folder = run_seeds(study, run, seeds, plan.seed, output, overwrite, not no_progress,
+                           subfolder=getattr(plan, "folder", "unlearn" if unlearn else ""),
+                           **options)
     typer.echo((folder / "results.md").read_text())
     typer.echo(f"results in {folder}")
+    if seeds == 1:
+        typer.echo("one training seed: `forgetkit demo --seeds 3` (same flags) runs three and "
+                   "gives every cell as mean ± std over them, in about three times the time")
 
 
 def sweep_command(

@@ -25,6 +25,7 @@ probability, ``exp(mean_logprob)`` of ``lm.scoring``.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -81,6 +82,23 @@ def ks_test(sample: Sequence[float] | np.ndarray,
     return float(result.statistic), float(result.pvalue)
 
 
+def ks_detectable(n: int, alpha: float = 0.05) -> float:
+    """The smallest KS statistic D at which two samples of ``n`` values each differ at level
+    ``alpha`` (two-sided, scipy's exact p-value): with n forget questions D moves in steps
+    of 1/n, and a model whose truth ratios differ from the oracle's by less is 'forgotten'
+    by TOFU's reading (p > alpha) whatever it still knows. 1.0 when no D reaches alpha."""
+    if n < 1:
+        raise UserError(f"ks_detectable needs n >= 1, got {n}")
+    base = np.arange(n, dtype=np.float64)
+    for k in range(1, n + 1):  # two samples k positions apart differ by D = k / n
+        with warnings.catch_warnings():  # scipy's note when it falls back to the asymptotic law
+            warnings.simplefilter("ignore", RuntimeWarning)
+            p = stats.ks_2samp(base, base + k - 0.5).pvalue
+        if p < alpha:
+            return k / n
+    return 1.0
+
+
 def forget_quality(model_ratios: Sequence[float] | np.ndarray,
                    retain_model_ratios: Sequence[float] | np.ndarray) -> float:
     """TOFU forget quality: KS p-value between the forget-set truth ratios of the unlearned
@@ -108,5 +126,5 @@ def model_utility(terms: Mapping[str, float]) -> float:
     return harmonic_mean(terms)
 
 
-__all__ = ["forget_quality", "harmonic_mean", "ks_test", "model_utility", "truth_ratio",
-           "truth_ratio_score"]
+__all__ = ["forget_quality", "harmonic_mean", "ks_detectable", "ks_test", "model_utility",
+           "truth_ratio", "truth_ratio_score"]

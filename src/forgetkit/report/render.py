@@ -200,6 +200,21 @@ def curve_section(curves: dict[str, Any], dataset: str, folder: Path) -> list[st
             f"![curves](curves_{dataset}.png)", "", curve_table(mine), ""]
 
 
+def time_breakdown(timings: dict[str, float]) -> str:
+    """'Time: 11.2 min in all: training 6.1, evaluation 3.9, ...' from a study's timings,
+    each step counted under the first word of its name."""
+    parts: dict[str, float] = {}
+    names = {"train": "training", "eval": "evaluation", "repair": "repairs",
+             "prepare_base": "preparing the base", "eval_base": "evaluation"}
+    for step, seconds in timings.items():
+        if step != "total":
+            label = names.get(step, names.get(step.split(" ", 1)[0], step.split(" ", 1)[0]))
+            parts[label] = parts.get(label, 0.0) + seconds
+    total = timings.get("total", sum(parts.values()))
+    return (f"Time: {total / 60:.1f} min in all: "
+            + ", ".join(f"{k} {v / 60:.1f}" for k, v in parts.items()) + ".")
+
+
 def render_results(results: dict[str, Any], folder: Path) -> Path:
     """Write results.md and its charts beside results.json."""
     folder = Path(folder)
@@ -255,7 +270,8 @@ def render_results(results: dict[str, Any], folder: Path) -> Path:
         lines += ["", "Question sets: " + ", ".join(f"{k} {v}" for k, v in sizes.items())]
     timings = results.get("timings_s", {})
     if timings:
-        lines += ["", "Wall time (s): " + ", ".join(f"{k} {v}" for k, v in timings.items())]
+        lines += ["", time_breakdown(timings),
+                  "", "Wall time (s): " + ", ".join(f"{k} {v}" for k, v in timings.items())]
     if results.get("judge"):
         lines += ["", f"Judged IDK: refusal decided by the '{results['judge']}' judge, and the "
                   "refusal must name the question's entity (docs/ignorance.md)."]

@@ -48,6 +48,8 @@ from forgetkit.studies.study import (
     progress_logger,
     publish,
     results_folder,
+    training_seed,
+    with_train_seed,
 )
 from forgetkit.train.config import TrainConfig
 from forgetkit.train.run import train
@@ -71,7 +73,9 @@ class Run:
 class LfUPlan:
     """Sizes, methods and hyperparameters of an LfU demo run."""
 
-    seed: int = 7
+    seed: int = 7  # the data
+    # training seed (data order, adapters, masks, perturbations); None: ``seed``
+    train_seed: int | None = None
     methods: tuple[str, ...] = PAPER_METHODS
     extra_runs: tuple[Run, ...] = ()  # ablations: more Table 1 rows
     n_train: int = 48
@@ -225,9 +229,10 @@ def _train(plan: LfUPlan, model: str, data: Path, method: str, output: Path,
            progress: bool, **overrides: Any) -> Path:
     settings = {"epochs": plan.epochs, "learning_rate": plan.learning_rate,
                 "lr_scheduler": "cosine", **overrides}
-    torch.manual_seed(plan.seed)  # peft draws the adapters' initial weights from it
+    seed = training_seed(plan)
+    torch.manual_seed(seed)  # peft draws the adapters' initial weights from it
     return train(TrainConfig(model=model, data=data, method=method, output=output,
-                             overwrite=True, batch_size=plan.batch_size, seed=plan.seed,
+                             overwrite=True, batch_size=plan.batch_size, seed=seed,
                              save_strategy="no", progress=progress, **settings))
 
 
@@ -239,10 +244,12 @@ def _drop_weights(folder: Path, plan: LfUPlan) -> None:
 
 def run_lfu_demo(output: Path = Path("results/demo"), quick: bool = False, full: bool = False,
                  overwrite: bool = False, progress: bool = True,
-                 plan: LfUPlan | None = None, ablation: bool = False) -> Path:
+                 plan: LfUPlan | None = None, ablation: bool = False,
+                 train_seed: int | None = None) -> Path:
     """Run the LfU comparison, or with ``ablation`` the direction ablation alone; return
-    its results folder (``<output>/lfu``, ``<output>/lfu-directions``)."""
-    plan = plan or plan_for(quick, full, ablation)
+    its results folder (``<output>/lfu``, ``<output>/lfu-directions``). ``train_seed``:
+    train with this seed instead of the plan's."""
+    plan = with_train_seed(plan or plan_for(quick, full, ablation), train_seed)
     folder = results_folder(Path(output) / plan.folder, overwrite)
     timings = Timings()
 

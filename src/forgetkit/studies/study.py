@@ -21,7 +21,7 @@ import json
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -97,6 +97,10 @@ STUDIES.register("audit", Study(
     "audit", "forgetkit audit: base, fine-tunes and repairs with intervals",
     "forgetkit.report.audit_report:render_audit", frozenset({"settings", "measures", "questions"}),
     writes_html=True))
+STUDIES.register("seeds", Study(
+    "seeds", "a study over several training seeds (forgetkit demo --seeds N)",
+    "forgetkit.report.seeds_tables:render_seeds",
+    frozenset({"of", "train_seeds", "rows"})))
 
 
 def study_of(results: Any, source: Path | str = RESULTS_FILE) -> Study:
@@ -168,6 +172,16 @@ def choose_plan(default: P, variants: Mapping[str, tuple[bool, P]], conflict: st
     return chosen[0] if chosen else default
 
 
+def training_seed(plan: Any) -> int:
+    """The seed a study's runs train with: the plan's ``train_seed``, else its data seed."""
+    return plan.seed if plan.train_seed is None else plan.train_seed
+
+
+def with_train_seed(plan: P, train_seed: int | None) -> P:
+    """``plan`` with its training seed set (unchanged for None)."""
+    return plan if train_seed is None else replace(plan, train_seed=train_seed)  # type: ignore[type-var]
+
+
 def drop_merged_weights(folder: Path) -> None:
     """Delete a run's merged weights (~0.5 GB each for the bundled model); its run record,
     adapter and signatures stay, and the weights can be rebuilt from them."""
@@ -204,4 +218,4 @@ class Timings(dict[str, float]):
 
 __all__ = ["REPORT_FILE", "RESULTS_FILE", "STUDIES", "STUDY_KEY", "Study", "Timings",
            "choose_plan", "drop_merged_weights", "load_results", "progress_logger", "publish",
-           "render_study", "results_folder", "study_of"]
+           "render_study", "results_folder", "study_of", "training_seed", "with_train_seed"]

@@ -69,7 +69,7 @@ def run_sweep(method: str, grid: dict[str, list[Any]], output: Path,
         t0 = time.time()
         settings = {"epochs": plan.epochs, "batch_size": plan.batch_size,
                     "learning_rate": plan.learning_rates.get(method), "seed": plan.seed,
-                    **options}
+                    **plan.method_options.get(method, {}), **options}
         out = train(TrainConfig(model=str(base_dir), data=train_file, method=method,
                                 output=output / "models" / f"point{i}", overwrite=True,
                                 save_strategy="no", progress=progress, **settings))
