@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from forgetkit.cli import app
-from forgetkit.report.seeds_tables import spread_cell
+from forgetkit.report.seeds_tables import measure_title, render_seeds, spread_cell
 from forgetkit.studies import lfu as lfu_demo
 from forgetkit.studies.seeds import aggregate, run_seeds, table_rows
 
@@ -28,6 +28,28 @@ def test_aggregate_keeps_every_value_with_its_mean_std_and_count():
     assert aggregate(runs[:1])["lora"]["kl"]["std"] == 0.0
     assert spread_cell(cell) == "0.300 ± 0.265"
     assert spread_cell({"mean": 0.5, "std": 0.0, "n": 1}) == "0.500"
+
+
+def test_the_seat_summary_names_its_measures_and_draws_every_seed(tmp_path):
+    runs = [{"study": "seat", "models": {"contracts/seat": {
+        "train/rouge1_recall": ft, "heldout_same/idk_sm": idk, "known/idk_sm": 0.1,
+        "kl_to_base": 1.0}}} for ft, idk in ((0.9, 0.8), (0.8, 0.6))]
+    assert measure_title("heldout_same/idk_sm") == "IDK held-out same kind"
+    assert measure_title("train/rouge1_recall") == "FT score"
+    assert measure_title("no_such_measure") == "no_such_measure"  # unregistered: its key
+    run = tmp_path / "out" / "seed-7"
+    run.mkdir(parents=True)
+    (run / "report.html").write_text("<p>seed 7</p>")
+    folder = tmp_path / "out" / "seeds"
+    folder.mkdir()
+    render_seeds({"of": "seat", "train_seeds": [7, 8], "data_seed": 7, "minutes": [1, 1],
+                  "runs": [str(run), str(tmp_path / "gone")], "rows": aggregate(runs)}, folder)
+    md = (folder / "results.md").read_text()
+    assert md.startswith("# SEAT study over 2 training seeds")
+    assert "| IDK held-out same kind ↑ | 0.700 ± 0.141 |" in md
+    assert "| IDK known ↓ |" in md  # refusing what the model knows is a loss
+    assert "[seed-7](../seed-7/report.html)" in md and f"`{tmp_path / 'gone'}`" in md
+    assert "![every seed](seeds.png)" in md and (folder / "seeds.png").stat().st_size > 1000
 
 
 def test_the_unlearning_study_is_summarised_from_its_summary():
@@ -60,7 +82,7 @@ def test_two_seeds_of_a_tiny_lfu_study_train_differently_and_are_summarised(
     assert cell["values"] == kls and cell["mean"] == pytest.approx(sum(kls) / 2)
     assert results["rows"]["base"]["kl"]["std"] == pytest.approx(0.0, abs=1e-9)
     md = (summary / "results.md").read_text()
-    assert md.startswith("# lfu study over 2 training seeds") and " ± " in md
+    assert md.startswith("# LfU study over 2 training seeds") and " ± " in md
     assert (summary / "report.html").is_file()
     with pytest.raises(FileExistsError):  # a finished summary is not replaced unasked
         run_seeds("lfu", lfu_demo.run_lfu_demo, 2, 3, out, overwrite=False, progress=False,
