@@ -83,6 +83,7 @@ def test_two_seeds_of_a_tiny_lfu_study_train_differently_and_are_summarised(
     assert results["rows"]["base"]["kl"]["std"] == pytest.approx(0.0, abs=1e-9)
     md = (summary / "results.md").read_text()
     assert md.startswith("# LfU study over 2 training seeds") and " ± " in md
+    assert "| KL to base ↓ |" in md and "| IDK on unverifiable ↑ |" in md
     assert (summary / "report.html").is_file()
     with pytest.raises(FileExistsError):  # a finished summary is not replaced unasked
         run_seeds("lfu", lfu_demo.run_lfu_demo, 2, 3, out, overwrite=False, progress=False,

@@ -89,7 +89,7 @@ def seeds_results() -> dict:
 STUDY_RESULTS = {"seat": (seat_results, "# forgetkit demo results"),
                  "lfu": (lfu_results, "# LfU demo"),
                  "unlearning": (unlearning_results, "# Unlearning demo"),
-                 "seeds": (seeds_results, "# seat study over 2 training seeds")}
+                 "seeds": (seeds_results, "# SEAT study over 2 training seeds")}
 
 
 def test_every_study_is_registered_with_disjoint_legacy_keys():

@@ -19,6 +19,13 @@ STUDY_TITLES = {"seat": "SEAT", "lfu": "LfU", "unlearning": "Unlearning"}
 SET_TITLES = {"train": "training questions", "unverifiable": "unverifiable",
               "heldout_same": "held-out same kind", "heldout_other": "held-out other kind",
               "known": "known"}
+# the LfU study's table keys, which are not metric names: (title, higher is better?, share?)
+LFU_MEASURES = {"in_domain": ("arithmetic (in-domain)", True, True),
+                "known": ("known questions", True, True),
+                "idk": ("IDK on unverifiable", True, True),
+                "kl": ("KL to base", False, False),
+                "prompt_mean": ("prompt variation: mean", True, True),
+                "prompt_std": ("prompt variation: std", False, False)}
 CHART_FILE = "seeds.png"
 _IDK = ("idk_sm", "judged_idk")
 
@@ -26,6 +33,8 @@ _IDK = ("idk_sm", "judged_idk")
 def _direction(measure: str) -> bool | None:
     """Whether higher is better for a measure named ``<set>/<metric>`` or ``<metric>``."""
     set_name, _, name = measure.rpartition("/")
+    if measure in LFU_MEASURES:
+        return LFU_MEASURES[measure][1]
     if name in _IDK and set_name in ("train", "known"):
         return False  # refusing a question the model was taught or knows is a loss
     return METRICS.get(name).higher_is_better if name in METRICS else None
@@ -35,6 +44,8 @@ def measure_title(measure: str) -> str:
     """'IDK held-out same kind' for ``heldout_same/idk_sm``; the key itself when its metric
     is not registered."""
     set_name, _, name = measure.rpartition("/")
+    if measure in LFU_MEASURES:
+        return LFU_MEASURES[measure][0]
     if name not in METRICS:
         return measure
     set_title = SET_TITLES.get(set_name, set_name.replace("_", " ")) if set_name else None
@@ -43,15 +54,20 @@ def measure_title(measure: str) -> str:
     return METRICS.get(name).heading(set_title)
 
 
+def _is_share(measure: str) -> bool:
+    if measure in LFU_MEASURES:
+        return LFU_MEASURES[measure][2]
+    name = measure.rsplit("/", 1)[-1]
+    return name in METRICS and METRICS.get(name).unit == "share"
+
+
 def seeds_chart(rows: Mapping[str, Mapping[str, Mapping[str, Any]]], path: Path) -> Path | None:
     """The shares (0-1) of the table: per measure a bar per model at the mean, a line for ±
     one standard deviation and a dot for every seed, so the spread is seen, not read. None
     when the table has no registered share."""
     # ROUGE-L is left out: on these short answers it repeats ROUGE-1 (the FT score)
     shares = [m for m in dict.fromkeys(k for values in rows.values() for k in values)
-              if m.rsplit("/", 1)[-1] in METRICS
-              and METRICS.get(m.rsplit("/", 1)[-1]).unit == "share"
-              and not m.endswith("/rougeL_recall") and _direction(m)]
+              if _is_share(m) and not m.endswith("/rougeL_recall") and _direction(m)]
     if not shares:
         return None
     plt = pyplot()
