@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from collections import Counter
 
 import pytest
@@ -101,6 +102,17 @@ def test_authors_meta_has_paraphrases_and_three_wrong_answers() -> None:
         assert len(set(wrong)) == 3
         assert record.answer not in wrong
         assert meta["paraphrased_answer"] not in wrong
+        # The truth ratio's wrong answers: the same wrong facts in the paraphrase's template,
+        # so a paraphrase and its perturbations differ in the fact only.
+        para_wrong = meta["perturbed_paraphrased_answers"]
+        assert len(para_wrong) == 3 and meta["paraphrased_answer"] not in para_wrong
+        def words(text: str) -> set[str]:
+            return set(re.findall(r"\w+", text.lower()))
+
+        for short, long in zip(wrong, para_wrong, strict=True):
+            fact = words(short) - words(record.answer)
+            new = words(long) - words(meta["paraphrased_answer"])
+            assert new and new <= fact, long  # only wrong-fact words are new
 
 
 def test_unverifiable_answers_are_refusals_naming_the_entity() -> None:

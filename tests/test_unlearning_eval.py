@@ -499,3 +499,31 @@ def test_ks_detectable_is_the_first_statistic_whose_p_value_is_below_alpha(n):
     assert at[0] == pytest.approx(d) and below[0] == pytest.approx(d - 1 / n)
     assert at[1] < 0.05 <= below[1]
     assert tofu.ks_detectable(10) == pytest.approx(0.7)  # 10 questions: only D >= 0.7 counts
+
+
+def test_truth_ratio_sets_the_paraphrase_against_wrong_facts_in_its_own_template(tiny):
+    """The authors generator gives the truth ratio wrong answers in the paraphrase's template;
+    the suite scores those, and data without them (TOFU's own) keep the perturbed answers."""
+    from forgetkit.eval.unlearning import _pairs, _set_measures
+
+    model, tok = tiny
+    records = synth("authors", 1, seed=3)[:4]
+    pairs, rows = _pairs(records, truth_ratio=True)
+    for r, e in zip(records, rows, strict=True):
+        assert [pairs[j][1] for j in e["perturbed"]] == r.meta["perturbed_answers"]
+        assert ([pairs[j][1] for j in e["perturbed_paraphrased"]]
+                == r.meta["perturbed_paraphrased_answers"])
+    scores = score_answers(model, tok, pairs, progress=False)
+    lp = scores.mean_logprob
+    measured = _set_measures(scores, rows, records, [r.answer for r in records], "forget")
+    expected = tofu.truth_ratio([lp[e["paraphrased"]] for e in rows],
+                                [[lp[j] for j in e["perturbed_paraphrased"]] for e in rows])
+    assert measured["truth_ratios"] == pytest.approx(expected.tolist())
+    short = tofu.truth_ratio([lp[e["paraphrased"]] for e in rows],
+                             [[lp[j] for j in e["perturbed"]] for e in rows])
+    assert not np.allclose(expected, short)  # the template changes the ratio
+    tofu_style = [QARecord(r.question, r.answer, subject=r.subject,
+                           meta={k: v for k, v in r.meta.items()
+                                 if k != "perturbed_paraphrased_answers"}) for r in records]
+    pairs, rows = _pairs(tofu_style, truth_ratio=True)
+    assert all("perturbed_paraphrased" not in e for e in rows)

@@ -85,6 +85,13 @@ def _pairs(records: Sequence[QARecord], truth_ratio: bool,
             entry["perturbed"] = list(range(len(pairs),
                                             len(pairs) + len(r.meta["perturbed_answers"])))
             pairs += [(r.question, p) for p in r.meta["perturbed_answers"]]
+            # The truth ratio's wrong answers in the paraphrase's template, where the data
+            # have them (the authors generator); TOFU's own perturbed answers already are.
+            wrong = r.meta.get("perturbed_paraphrased_answers") or []
+            if wrong:
+                entry["perturbed_paraphrased"] = list(range(len(pairs),
+                                                            len(pairs) + len(wrong)))
+                pairs += [(r.question, p) for p in wrong]
         rows.append(entry)
     return pairs, rows
 
@@ -102,7 +109,8 @@ def _set_measures(scores: AnswerScores, rows: Sequence[dict[str, Any]],
     }
     if "paraphrased" in rows[0]:
         ratios = tofu.truth_ratio([lp[e["paraphrased"]] for e in rows],
-                                  [[lp[j] for j in e["perturbed"]] for e in rows])
+                                  [[lp[j] for j in e.get("perturbed_paraphrased",
+                                                         e["perturbed"])] for e in rows])
         # Every set but the forget set is scored as TOFU scores its retain-side sets.
         out["truth_ratio"] = tofu.truth_ratio_score(ratios,
                                                     "forget" if side == "forget" else "retain")

@@ -197,8 +197,14 @@ def _author(rng: random.Random, names: NameFactory, entity_id: int) -> list[QARe
             "kind": "authors", "entity_id": entity_id, "attribute": fact.attribute,
             "paraphrased_question": _fill(fact.paraphrased_question, profile, value),
             "paraphrased_answer": _fill(fact.paraphrased_answer, profile, value),
-            # Same template as the answer, so only the fact differs (TOFU truth ratio).
+            # Same template as the answer, so only the fact differs: the leak's key words
+            # and the latent readout's candidates.
             "perturbed_answers": [_fill(fact.answer, profile, w) for w in wrong],
+            # The same wrong facts in the paraphrased answer's template: TOFU's truth ratio
+            # sets these against the paraphrased answer, so that only the fact differs there
+            # too (against the short answers, the longer paraphrase's template decides R).
+            "perturbed_paraphrased_answers": [_fill(fact.paraphrased_answer, profile, w)
+                                              for w in wrong],
         }
         records.append(QARecord(_fill(fact.question, profile, value),
                                 _fill(fact.answer, profile, value), subject=name, meta=meta))
