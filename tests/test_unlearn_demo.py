@@ -9,19 +9,22 @@ from typer.testing import CliRunner
 from forgetkit.cli import app
 from forgetkit.data.records import write_qa
 from forgetkit.data.synth import synth
+from forgetkit.eval import tofu
 from forgetkit.studies import unlearning as unlearn_demo
 from forgetkit.studies.unlearning import UnlearnPlan
 
 runner = CliRunner()
 
-TINY_PLAN = UnlearnPlan(n_authors=3, questions_per_author=4, epochs=2.0, learning_rate=3e-3,
+TINY_PLAN = UnlearnPlan(n_authors=3, questions_per_author=4, forget_authors=1, epochs=2.0,
+                        learning_rate=3e-3,
                         batch_size=4, unlearn_options={"max_steps": 1, "batch_size": 4},
                         retain_eval_per_author=2, n_known=3, relearn_steps=1,
                         max_new_tokens=4)
 
 
 def test_setting_asks_every_author_the_same_subsampled_questions():
-    setting = unlearn_demo.demo_setting(UnlearnPlan(n_authors=4, questions_per_author=5))
+    plan = UnlearnPlan(n_authors=4, questions_per_author=5, forget_authors=1)
+    setting = unlearn_demo.demo_setting(plan)
     by_author: dict[str, list[str]] = {}
     for r in setting.all_records:
         by_author.setdefault(r.subject, []).append(r.meta["attribute"])
@@ -31,7 +34,7 @@ def test_setting_asks_every_author_the_same_subsampled_questions():
     assert len(setting.forget) == 5 and len(setting.retain) == 15
     assert not {r.subject for r in setting.forget} & {r.subject for r in setting.retain}
     # Deterministic: the same plan gives the same records.
-    again = unlearn_demo.demo_setting(UnlearnPlan(n_authors=4, questions_per_author=5))
+    again = unlearn_demo.demo_setting(plan)
     assert [r.question for r in again.all_records] == [r.question for r in setting.all_records]
     picked = unlearn_demo.retain_eval_set(setting.retain, 2, seed=0)
     assert len(picked) == 6 and {r.subject for r in picked} == {r.subject for r in setting.retain}
@@ -118,6 +121,26 @@ def test_demo_writes_one_row_per_method_and_reuses_the_knowing_and_retain_models
     third = json.loads((folder / "results.json").read_text())
     assert not third["models"]["knowing"]["cached"] and not third["models"]["retain"]["cached"]
 
+    # Another results folder given the same references (as --seeds does) trains nothing.
+    elsewhere = unlearn_demo.run_unlearn_demo(output=tmp_path / "seed-8", progress=False,
+                                              plan=other, train_seed=8,
+                                              references=folder / "models")
+    shared = json.loads((elsewhere / "results.json").read_text())
+    assert shared["models"]["knowing"]["cached"] and shared["models"]["retain"]["cached"]
+    assert shared["models"]["knowing"]["folder"] == str(folder / "models" / "knowing")
+    assert not (elsewhere / "models" / "knowing").exists()
+    assert shared["plan"]["train_seed"] == 8
+
+
+def test_default_forget_set_is_large_enough_for_the_ks_test_to_see_the_knowing_model():
+    plan = unlearn_demo.DEFAULT
+    setting = unlearn_demo.demo_setting(plan)
+    assert len(setting.forget_subjects) == 2 and len(setting.forget) == 40
+    assert len(setting.retain) == 160
+    # At 40 truth ratios a difference of D = 0.33 is detected; at 10 it took 0.70, more than
+    # the knowing model's measured D = 0.5 from the oracle.
+    assert tofu.ks_detectable(len(setting.forget)) < 0.35 < tofu.ks_detectable(10)
+
 
 def test_interrupted_fine_tune_is_not_taken_for_a_cached_one(tmp_path, tiny_base):
     plan = UnlearnPlan(epochs=1.0, batch_size=4, learning_rate=1e-3)
@@ -150,3 +173,19 @@ def test_demo_refuses_flags_that_do_not_go_with_unlearn(tmp_path, flags, message
     assert res.exit_code == 2
     assert message in " ".join(res.output.split())
     assert not (tmp_path / "unlearn").exists()
+
+
+@pytest.mark.filterwarnings("ignore::forgetkit.unlearn.known_subjects.UnknownSubjectWarning")
+def test_seeds_train_the_knowing_model_and_the_oracle_once(tmp_path, tiny_base, monkeypatch):
+    plan = replace(TINY_PLAN, methods=("ga",))
+    monkeypatch.setattr(unlearn_demo, "plan_for", lambda quick=False, full=False: plan)
+    out = tmp_path / "out"
+    res = runner.invoke(app, ["demo", "--unlearn", "--seeds", "2", "--output", str(out),
+                              "--no-progress"])
+    assert res.exit_code == 0, res.output
+    first, second = (json.loads((out / f"seed-{s}" / "unlearn" / "results.json").read_text())
+                     for s in (7, 8))
+    assert not first["models"]["knowing"]["cached"] and not first["models"]["retain"]["cached"]
+    assert second["models"]["knowing"]["cached"] and second["models"]["retain"]["cached"]
+    assert second["models"]["knowing"]["folder"] == str(out / "references" / "knowing")
+    assert (out / "seeds" / "unlearn" / "results.json").is_file()

@@ -30,9 +30,9 @@ def demo_command(
     full: Annotated[bool, typer.Option(help="every method, both datasets, sparsity sweep (~1.5 h)")] = False,  # noqa: E501
     overwrite: Annotated[bool, typer.Option(help="replace an existing results folder")] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress")] = False,
-    lfu: Annotated[bool, typer.Option("--lfu", help="the LfU comparison instead (base, SFT, NEFTune, IM, SDFT, LfU; Tables 1 and 4) into <output>/lfu; ~25 min, --quick ~8 min, --full adds RepS, SAM and ablations")] = False,  # noqa: E501
+    lfu: Annotated[bool, typer.Option("--lfu", help="the LfU comparison instead (base, SFT, NEFTune, IM, SDFT, LfU; Tables 1 and 4) into <output>/lfu; ~15 min, --quick ~8 min, --full adds RepS, SAM and ablations")] = False,  # noqa: E501
     repair_all: Annotated[bool, typer.Option("--repair-all", help="repair the full fine-tune with every repair method (dg-hard, gd-shrink, rank, wise-ft, dare, ties-trim, magnitude), not only dg-hard and wise-ft; ~15 min more (--full does this too)")] = False,  # noqa: E501
-    unlearn: Annotated[bool, typer.Option("--unlearn", help="the unlearning comparison instead (kif, ga, graddiff, npo, idk against the retain-model oracle: forget quality, utility, leakage, latent trace, relearning) into <output>/unlearn; ~30 min, --quick (kif, ga, idk, less data) ~12 min")] = False,  # noqa: E501
+    unlearn: Annotated[bool, typer.Option("--unlearn", help="the unlearning comparison instead (kif, ga, graddiff, npo, idk against the retain-model oracle: forget quality, utility, leakage, latent trace, relearning) into <output>/unlearn; ~35 min the first time, ~18 min once its knowing model and oracle are cached; --quick (kif, ga, idk, less data) ~12 min")] = False,  # noqa: E501
     ablation: Annotated[bool, typer.Option("--ablation", help="with --lfu: only the ascent-direction ablation (lfu-lora with prev-ce, same-step, random; Table 1 and prompt variation) into <output>/lfu-directions; ~18 min")] = False,  # noqa: E501
     seeds: Annotated[int, typer.Option(help="run the study once per training seed (from the plan's seed, 7) into <output>/seed-<s>, then every table cell as mean ± std over them into <output>/seeds; N times the time")] = 1,  # noqa: E501
 ) -> None:
@@ -68,6 +68,8 @@ def demo_command(
     else:
         from forgetkit.studies.seeds import run_seeds
 
+        if unlearn:  # the knowing model and the oracle do not depend on the training seed
+            options["references"] = output / "references"
         folder = run_seeds(study, run, seeds, plan.seed, output, overwrite, not no_progress,
                            subfolder=getattr(plan, "folder", "unlearn" if unlearn else ""),
                            **options)

@@ -1,24 +1,24 @@
 """``forgetkit demo --unlearn``: KIF and its baselines against the retain-model oracle.
 
-aligned base (cached, ``studies/base.py``) -> the authors setting (``unlearn.setting``, a few
-questions per author, one author forgotten) -> the *knowing* model (full fine-tuning on every
-author) and the *retain* oracle (same recipe, retain authors only), both cached in the output
-folder -> ``unlearn`` the knowing model with each method (kif, ga, graddiff, npo, idk; their
-default options) -> ``unlearning_suite`` with the knowing model as the original -> one table:
-forget quality, model utility, leakage, latent trace and relearned leak side by side.
-Results go to ``<output>/unlearn/``.
+aligned base (cached, ``studies/base.py``) -> the authors setting (``unlearn.setting``: 10
+authors x 20 questions, two authors forgotten: 40 forget questions) -> the *knowing* model
+(full fine-tuning on every author) and the *retain* oracle (same recipe, retain authors
+only), both cached (``references``) -> ``unlearn`` the knowing model with each method (kif,
+ga, graddiff, npo, idk; their default options) -> ``unlearning_suite`` with the knowing model
+as the original -> one table: forget quality, model utility, leakage, latent trace and
+relearned leak side by side. Results go to ``<output>/unlearn/``.
 
-Time on a 2-core CPU, estimated from one full fine-tuning step of SmolLM2-135M at batch 8 x
-64 tokens taking about 4 s (the authors' examples are 44-60 tokens long):
+Time on a 2-core CPU, from one full fine-tuning step of SmolLM2-135M at batch 8 x 64 tokens
+taking about 4 s (the authors' examples are 44-60 tokens long):
 
-* default: knowing model 13 steps x 8 epochs and oracle 12 x 8, 200 steps, ~14 min; five
-  unlearning runs of 10 steps each (5 epochs over 10 forget questions; graddiff, npo, idk and
-  kif also run the retain partners, kif mines its signatures first), ~6.5 min; seven
-  evaluations (~210 teacher-forced answers, ~90 generations and a 5-step relearning attack
-  each), ~1.5 min each, ~10 min. About 30 min; ~14 min less on a re-run that finds both
-  models in the output folder.
-* quick: 56 training steps ~4 min, three unlearning runs of 5 steps ~2.5 min, five
-  evaluations ~4.5 min: about 12 min.
+* default: knowing model 25 steps x 8 epochs and oracle 20 x 8, 360 steps, trained once
+  and reused by every later run with the same recipe; five unlearning runs of 25 steps
+  each (5 epochs over 40 forget questions; graddiff, npo, idk and kif also run the retain
+  partners, kif mines its signatures first); seven evaluations (about 350 teacher-forced
+  answers, 300 generations and a 5-step relearning attack each). Measured times are in
+  the README.
+* quick: 5 authors x 6 questions, one forgotten; 56 training steps ~4 min, three
+  unlearning runs of 5 steps ~2.5 min, five evaluations ~4.5 min: about 12 min.
 """
 
 from __future__ import annotations
@@ -72,11 +72,16 @@ class UnlearnPlan:
     # training seed (data order, adapters, masks, perturbations); None: ``seed``
     train_seed: int | None = None
     n_authors: int = 10
-    questions_per_author: int = 10  # the same attributes for every author, drawn with the seed
-    forget_authors: int = 1  # 1 of 10: TOFU's forget10 as a share
+    # The same attributes for every author, drawn with the seed; 20 is every attribute.
+    questions_per_author: int = 20
+    # 2 authors x 20 questions = 40 forget questions, the size of TOFU's smallest forget set
+    # (forget01: 2 of its 200 authors). Forget quality is a KS test on one truth ratio per
+    # question; at 40 it separates two models from D = 0.33, at 10 only from D = 0.70,
+    # more than the knowing model's own D = 0.5 from the oracle (tofu.ks_detectable).
+    forget_authors: int = 2
     methods: tuple[str, ...] = METHODS
     # Knowing model and oracle: full fine-tuning of the aligned base. The SEAT demo's 5e-5
-    # for 12 epochs learned 24 contract questions to ROUGE-1 0.82; here 100 facts compete
+    # for 12 epochs learned 24 contract questions to ROUGE-1 0.82; here 200 facts compete
     # and each is seen 8 times, so the rate is doubled (per-fact step mass under the linear
     # schedule 8 x 1e-4 / 2 against 12 x 5e-5 / 2) to memorise them within the time budget.
     epochs: float = 8.0
@@ -94,7 +99,8 @@ class UnlearnPlan:
 
 
 DEFAULT = UnlearnPlan()
-QUICK = UnlearnPlan(n_authors=5, questions_per_author=6, methods=("kif", "ga", "idk"),
+QUICK = UnlearnPlan(n_authors=5, questions_per_author=6, forget_authors=1,
+                    methods=("kif", "ga", "idk"),
                     retain_eval_per_author=6, n_known=10)
 
 
@@ -194,13 +200,16 @@ def _run_summary(method: str, folder: Path) -> dict[str, Any]:
 
 def run_unlearn_demo(output: Path = Path("results/demo"), quick: bool = False,
                      full: bool = False, overwrite: bool = False, progress: bool = True,
-                     plan: UnlearnPlan | None = None, train_seed: int | None = None) -> Path:
+                     plan: UnlearnPlan | None = None, train_seed: int | None = None,
+                     references: Path | None = None) -> Path:
     """Run the unlearning comparison; return its results folder (``<output>/unlearn``).
     ``train_seed`` seeds the unlearning runs instead of the plan's seed (the knowing model
     and the oracle keep the plan's: they are the fixed references).
 
-    The knowing model and the oracle are kept under ``<output>/unlearn/models/`` and reused
-    by any later run with the same recipe (``overwrite`` replaces the results, not them).
+    The knowing model and the oracle are kept under ``references`` (default
+    ``<output>/unlearn/models/``) and reused by any later run with the same recipe
+    (``overwrite`` replaces the results, not them). ``--seeds`` gives every seed the same
+    ``<output>/references/``: they would be trained identically in each.
     """
     plan = with_train_seed(plan or plan_for(quick, full), train_seed)
     check_plan(plan)
@@ -224,20 +233,21 @@ def run_unlearn_demo(output: Path = Path("results/demo"), quick: bool = False,
                    f"{plan.questions_per_author} questions; forgetting "
                    f"{', '.join(setting.forget_subjects)} ({len(setting.forget)} questions)")
 
+    references = Path(references) if references is not None else folder / "models"
     trained: dict[str, dict[str, Any]] = {}
     for label, data_file in ((KNOWING, data_dir / "all.jsonl"),
                              (RETAIN, data_dir / "retain.jsonl")):
         n = len(read_qa(data_file))
         _log(progress, f"{label} model: full fine-tuning on {n} questions "
                        f"({plan.epochs:g} epochs, lr {plan.learning_rate:g}), or the cached one")
-        target = folder / "models" / label
+        target = references / label
         with timings.step(f"train {label}"):
             cached = cached_finetune(plan, base_dir, data_file, target, progress)
         _log(progress, f"  {'reused the cached' if cached else 'trained the'} {label} model "
                        f"({timings[f'train {label}']:.0f} s)")
         trained[label] = {"folder": str(target), "n_train": n, "cached": cached}
 
-    knowing_dir = folder / "models" / KNOWING
+    knowing_dir = references / KNOWING
     runs: dict[str, dict[str, Any]] = {}
     for method in plan.methods:
         _log(progress, f"unlearning with '{method}'")
@@ -254,7 +264,7 @@ def run_unlearn_demo(output: Path = Path("results/demo"), quick: bool = False,
 
     # One model in memory at a time; a loader's start marks the end of the previous model.
     marks: list[tuple[str, float]] = []
-    sources = {ORIGINAL: knowing_dir, RETAIN: folder / "models" / RETAIN,
+    sources = {ORIGINAL: knowing_dir, RETAIN: references / RETAIN,
                **{m: folder / "models" / m for m in plan.methods}}
 
     def loader(label: str) -> Callable[[], Any]:
