@@ -52,6 +52,14 @@ def test_the_seat_summary_names_its_measures_and_draws_every_seed(tmp_path):
     assert "![every seed](seeds.png)" in md and (folder / "seeds.png").stat().st_size > 1000
 
 
+def test_the_lfu_study_summary_carries_its_attack_success_rates():
+    run = {"study": "lfu", "models": {"base": {"idk": 1.0}, "lora": {"idk": 0.5}},
+           "attack": {"base": {"asr_0": 0.0}, "lora": {"asr_0": 0.1, "asr_5": 0.15}}}
+    assert table_rows(run) == {"base": {"idk": 1.0, "asr_0": 0.0},
+                               "lora": {"idk": 0.5, "asr_0": 0.1, "asr_5": 0.15}}
+    assert measure_title("asr_5") == "ASR after 5 attack steps (Table 4)"
+
+
 def test_the_unlearning_study_is_summarised_from_its_summary():
     rows = table_rows({"study": "unlearning", "models": {"ga": {"steps": 3}},
                        "summary": {"ga": {"forget_quality": 0.4, "latent_trace": None}}})

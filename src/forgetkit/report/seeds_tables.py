@@ -25,7 +25,9 @@ LFU_MEASURES = {"in_domain": ("arithmetic (in-domain)", True, True),
                 "idk": ("IDK on unverifiable", True, True),
                 "kl": ("KL to base", False, False),
                 "prompt_mean": ("prompt variation: mean", True, True),
-                "prompt_std": ("prompt variation: std", False, False)}
+                "prompt_std": ("prompt variation: std", False, False),
+                "asr_0": ("ASR at 0 steps (Table 4)", False, True),
+                "asr_5": ("ASR after 5 attack steps (Table 4)", False, True)}
 CHART_FILE = "seeds.png"
 _IDK = ("idk_sm", "judged_idk")
 
@@ -72,7 +74,7 @@ def seeds_chart(rows: Mapping[str, Mapping[str, Mapping[str, Any]]], path: Path)
         return None
     plt = pyplot()
     width = 0.8 / max(len(rows), 1)
-    fig, ax = plt.subplots(figsize=(1.5 * len(shares) + 2.5, 4.4))
+    fig, ax = plt.subplots(figsize=(max(7.0, 1.5 * len(shares) + 2.5), 4.4))  # room for the legend
     for i, (model, values) in enumerate(rows.items()):
         for j, measure in enumerate(shares):
             cell = values.get(measure)

@@ -8,7 +8,8 @@ perturbations, LfU's random directions, KIF's adapters). Run k trains with seed
 ``<output>/seeds/`` (``seeds/lfu``, ``seeds/unlearn`` for those studies) then holds
 ``results.json`` (study ``seeds``: every per-seed value, their mean, sample standard
 deviation and count), ``results.md`` and ``report.html``. The unlearning study's knowing
-model and oracle are trained again in every seed's folder, each time with the plan's seed.
+model and oracle are trained with the plan's seed, so the CLI trains them once, into
+``<output>/references/``, and every seed reuses them.
 """
 
 from __future__ import annotations
@@ -29,8 +30,14 @@ _log = progress_logger("forgetkit demo --seeds")
 
 def table_rows(results: Mapping[str, Any]) -> dict[str, dict[str, float]]:
     """The main table of one study's results: ``{row: {measure: value}}``, numbers only
-    (the unlearning study's summary, the other studies' per-model headline)."""
-    table = results["summary"] if results.get("study") == "unlearning" else results["models"]
+    (the unlearning study's summary, the other studies' per-model headline; the LfU study's
+    attack success rates join its rows)."""
+    if results.get("study") == "unlearning":
+        table = results["summary"]
+    else:
+        attack = results.get("attack", {})
+        table = {row: {**values, **attack.get(row, {})}
+                 for row, values in results["models"].items()}
     return {row: {k: float(v) for k, v in values.items()
                   if isinstance(v, int | float) and not isinstance(v, bool)
                   and math.isfinite(v)}
