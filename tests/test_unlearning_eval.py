@@ -527,3 +527,15 @@ def test_truth_ratio_sets_the_paraphrase_against_wrong_facts_in_its_own_template
                                  if k != "perturbed_paraphrased_answers"}) for r in records]
     pairs, rows = _pairs(tofu_style, truth_ratio=True)
     assert all("perturbed_paraphrased" not in e for e in rows)
+
+
+def test_suite_refuses_malformed_paraphrased_wrong_answers(tiny):
+    from forgetkit.eval.unlearning import check_unlearning_data
+
+    authors = synth("authors", 2, seed=0)
+    bad = [QARecord(r.question, r.answer, subject=r.subject,
+                    meta={**r.meta, "perturbed_paraphrased_answers": "In Logara."})
+           for r in authors[:20]]
+    with pytest.raises(ValueError, match=r"forget record 0 .*list of non-empty strings"):
+        check_unlearning_data(bad, authors[20:])
+    check_unlearning_data(authors[:20], authors[20:])  # the generator's own records pass

@@ -60,6 +60,13 @@ def check_unlearning_data(forget: Sequence[QARecord], retain: Sequence[QARecord]
                 f"forget record {i} ({r.question[:60]!r}) has no meta.paraphrased_answer or "
                 f"meta.perturbed_answers: the truth ratio, forget quality and latent readout "
                 f"need them (TOFU's format; `forgetkit data synth --kind authors` writes them)")
+    for side, i, r in [("forget", i, r) for i, r in enumerate(forget)] + [
+            ("retain", i, r) for i, r in enumerate(retain)]:
+        wrong = r.meta.get("perturbed_paraphrased_answers")
+        if wrong is not None and not (isinstance(wrong, list) and wrong and all(
+                isinstance(w, str) and w.strip() for w in wrong)):
+            raise UserError(f"{side} record {i} ({r.question[:60]!r}): meta.perturbed_paraphrased"
+                            f"_answers must be a list of non-empty strings; fix or drop it")
     shared = {r.subject for r in forget} & {r.subject for r in retain} - {None}
     if shared:
         raise UserError(f"subject(s) {sorted(shared)[:3]} are in both the forget and the "
