@@ -10,7 +10,13 @@ import pytest
 from typer.testing import CliRunner
 
 from forgetkit.cli import app
-from forgetkit.report.seeds_tables import measure_title, render_seeds, spread_cell
+from forgetkit.report.seeds_tables import (
+    measure_title,
+    p_values_cell,
+    render_seeds,
+    seeds_table,
+    spread_cell,
+)
 from forgetkit.studies import lfu as lfu_demo
 from forgetkit.studies.seeds import aggregate, run_seeds, table_rows
 
@@ -60,6 +66,19 @@ def test_the_lfu_study_summary_carries_its_attack_success_rates():
     assert measure_title("asr_5") == "ASR after 5 attack steps (Table 4)"
 
 
+def test_p_values_are_listed_per_seed_not_averaged():
+    runs = [{"study": "unlearning", "models": {},
+             "summary": {"kif": {"forget_quality": p, "model_utility": 0.5},
+                         "retain": {"forget_quality": 1.0, "model_utility": 0.6}}}
+            for p in (6.6e-05, 5e-04, 6.6e-05)]
+    rows = aggregate(runs)
+    assert p_values_cell(rows["kif"]["forget_quality"]) == "7e-05 / 5e-04 / 7e-05"
+    assert p_values_cell(rows["retain"]["forget_quality"]) == "1"
+    table = seeds_table(rows)
+    assert "| forget quality ↑ | 7e-05 / 5e-04 / 7e-05 | 1 |" in table
+    assert "| model utility ↑ | 0.500 ± 0.000 | 0.600 ± 0.000 |" in table
+
+
 def test_the_unlearning_study_is_summarised_from_its_summary():
     rows = table_rows({"study": "unlearning", "models": {"ga": {"steps": 3}},
                        "summary": {"ga": {"forget_quality": 0.4, "latent_trace": None}}})
@@ -96,19 +115,28 @@ def test_two_seeds_of_a_tiny_lfu_study_train_differently_and_are_summarised(
     with pytest.raises(FileExistsError):  # a finished summary is not replaced unasked
         run_seeds("lfu", lfu_demo.run_lfu_demo, 2, 3, out, overwrite=False, progress=False,
                   subfolder="lfu", plan=plan)
-    # an interrupted run resumes: finished seeds are read, only the missing one trains
-    (summary / "results.json").unlink()
     ran = []
 
     def run_one(**kwargs):
         ran.append(kwargs["train_seed"])
         return lfu_demo.run_lfu_demo(**kwargs)
 
+    with pytest.raises(FileExistsError):  # nor by one over other seeds
+        run_seeds("lfu", run_one, 2, 4, out, overwrite=False, progress=False,
+                  subfolder="lfu", plan=plan)
+    assert ran == []
+    # more seeds extend the summary: finished seeds are read, only the missing one trains
     again = run_seeds("lfu", run_one, 3, 3, out, overwrite=False, progress=False,
                       subfolder="lfu", plan=plan)
     assert ran == [5]
-    assert json.loads((again / "results.json").read_text())["rows"]["lora"]["kl"]["values"][
-        :2] == kls
+    extended = json.loads((again / "results.json").read_text())
+    assert extended["train_seeds"] == [3, 4, 5]
+    assert extended["rows"]["lora"]["kl"]["values"][:2] == kls
+    # an interrupted run (no summary yet) resumes the same way
+    (summary / "results.json").unlink()
+    run_seeds("lfu", run_one, 3, 3, out, overwrite=False, progress=False,
+              subfolder="lfu", plan=plan)
+    assert ran == [5]
 
 
 def test_demo_refuses_zero_seeds_before_any_work(tmp_path):

@@ -106,6 +106,20 @@ def _run_link(run: str, folder: Path) -> str:
     return f"[{name}]({os.path.relpath(page, folder)})"
 
 
+def _is_p_value(measure: str) -> bool:
+    name = measure.rsplit("/", 1)[-1]
+    return name in METRICS and METRICS.get(name).unit == "p-value"
+
+
+def p_values_cell(cell: Mapping[str, Any] | None) -> str:
+    """Every seed's p-value, '7e-05 / 5e-04' (a mean of p-values means nothing, and a
+    mean of 1e-6 and 1e-3 would print as 0.000), the same value once where all agree."""
+    if cell is None:
+        return "–"
+    shown = [f"{v:.0e}" if 0 < v < 0.01 else f"{v:.2g}" for v in cell["values"]]
+    return shown[0] if len(set(shown)) == 1 else " / ".join(shown)
+
+
 def spread_cell(cell: Mapping[str, Any] | None, digits: int = 3) -> str:
     """'0.812 ± 0.041' (mean ± sample std), the mean alone for one seed, '–' when missing."""
     if cell is None:
@@ -122,7 +136,8 @@ def seeds_table(rows: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str:
     lines = ["| measure | " + " | ".join(models) + " |",
              "|---|" + "---:|" * len(models)]
     for measure in measures:
-        cells = [spread_cell(rows[m].get(measure)) for m in models]
+        cell = p_values_cell if _is_p_value(measure) else spread_cell
+        cells = [cell(rows[m].get(measure)) for m in models]
         lines.append(f"| {headed(measure_title(measure), _direction(measure))} | "
                      + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -139,7 +154,7 @@ def render_seeds(results: Mapping[str, Any], folder: Path) -> Path:
         f"Data drawn with seed {results['data_seed']} in every run; training seeds "
         f"{', '.join(map(str, seeds))} (data order, adapters' initial weights, SEAT's mask and "
         "perturbations, random directions). Each cell: mean ± sample standard deviation "
-        "over the seeds"
+        "over the seeds (p-values: each seed's, in order)"
         + ("" if counts == {len(seeds)} else " (a few measures exist in fewer runs)")
         + ". Two models whose means differ by less than about two standard deviations are "
         "not told apart by these runs.",

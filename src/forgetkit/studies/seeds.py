@@ -70,16 +70,19 @@ def run_seeds(study: str, run_one: Callable[..., Path], seeds: int, first_seed: 
     its output, "" for the SEAT demo, "lfu", "unlearn"); return the summary's folder.
 
     The summary folder is claimed first, so a finished summary is not replaced without
-    ``overwrite``. Without ``overwrite`` a seed whose finished results are already there
-    (same study, same training seed) is read, not run again: an interrupted ``--seeds``
-    run resumes where it stopped.
+    ``overwrite``, except by one over more seeds that include all of its own (``--seeds 3``
+    after ``--seeds 2``: nothing is lost, the summary is recomputed from every seed's
+    results). Without ``overwrite`` a seed whose finished results are already there (same
+    study, same training seed) is read, not run again: an interrupted or extended
+    ``--seeds`` run trains only the seeds it lacks.
     """
     if seeds < 1:
         raise UserError(f"--seeds must be at least 1, got {seeds}")
-    summary = results_folder(Path(output) / SEEDS_FOLDER / subfolder, overwrite)
+    wanted = [first_seed + k for k in range(seeds)]
+    folder = Path(output) / SEEDS_FOLDER / subfolder
+    summary = results_folder(folder, overwrite or _extends(folder, study, wanted))
     folders, results = [], []
-    for k in range(seeds):
-        seed = first_seed + k
+    for k, seed in enumerate(wanted):
         folder = Path(output) / f"seed-{seed}" / subfolder
         done = _finished(folder, study, seed) if not overwrite else None
         if done is not None:
@@ -98,6 +101,18 @@ def run_seeds(study: str, run_one: Callable[..., Path], seeds: int, first_seed: 
                       "minutes": [round(r.get("timings_s", {}).get("total", 0.0) / 60, 1)
                                   for r in results]}, summary)
     return summary
+
+
+def _extends(summary: Path, study: str, wanted: list[int]) -> bool:
+    """Whether the finished summary in ``summary`` is of ``study`` over a proper subset of the
+    training seeds ``wanted`` (so replacing it loses nothing)."""
+    try:
+        before = load_results(summary)
+    except (OSError, ValueError):
+        return False
+    seeds = before.get("train_seeds")
+    return (before.get("study") == "seeds" and before.get("of") == study
+            and isinstance(seeds, list) and set(seeds) < set(wanted))
 
 
 def _finished(folder: Path, study: str, seed: int) -> dict[str, Any] | None:
