@@ -171,6 +171,43 @@ def test_batched_svd_path_gives_same_output(tmp_path):
         assert torch.allclose(tensor, batched[name], atol=1e-5)
 
 
+@pytest.mark.parametrize("fast", [False, True])
+def test_parallel_workers_give_the_one_at_a_time_output(tiny_pair, tmp_path, fast):
+    base, ft = tiny_pair
+    threads = torch.get_num_threads()
+    one = repair(base, ft, tmp_path / "one", workers=1, fast=fast)
+    many = repair(base, ft, tmp_path / "many", workers=3, fast=fast)
+    assert torch.get_num_threads() == threads  # the calling thread's math threads come back
+    assert [r["name"] for r in many["tensors"]] == [r["name"] for r in one["tensors"]]
+    assert [r["kept_rank"] for r in many["tensors"]] == [r["kept_rank"] for r in one["tensors"]]
+    assert sum(r["action"] == "repaired" for r in many["tensors"]) > 6
+    a, b = read_all(tmp_path / "one"), read_all(tmp_path / "many")
+    assert a.keys() == b.keys()
+    for name, tensor in a.items():  # bf16 weights: one step of rounding at most
+        assert torch.allclose(tensor.float(), b[name].float(), rtol=1e-2, atol=1e-3), name
+
+
+def test_an_error_on_a_worker_reaches_the_caller_and_leaves_no_output(tiny_pair, tmp_path,
+                                                                      monkeypatch):
+    from forgetkit.repair.methods.spectral import SpectralMethod
+
+    base, ft = tiny_pair
+    real = SpectralMethod.repair_delta
+
+    def failing(self, delta, name):
+        if "layers.1.mlp" in name:
+            raise RepairError(f"{name}: planted failure")
+        return real(self, delta, name)
+
+    monkeypatch.setattr(SpectralMethod, "repair_delta", failing)
+    threads = torch.get_num_threads()
+    with pytest.raises(RepairError, match="planted failure"):
+        repair(base, ft, tmp_path / "out", workers=2)
+    assert not (tmp_path / "out").exists() and torch.get_num_threads() == threads
+    with pytest.raises(RepairError, match="workers must be at least 1, got 0"):
+        repair(base, ft, tmp_path / "out", workers=0)
+
+
 @pytest.mark.parametrize("method,options", [("gd-shrink", {}), ("rank", {"rank": 2}),
                                             ("wise-ft", {"alpha": 0.5}), ("dare", {"seed": 1}),
                                             ("ties-trim", {}), ("magnitude", {}),
@@ -425,7 +462,7 @@ def test_repair_command_runs_and_refuses_options_of_other_methods(tmp_path):
         return runner.invoke(forgetkit_app, ["repair", "--base", str(base), "--finetuned",
                                              str(ft), "--output", str(tmp_path / out), *flags])
 
-    result = repair_cli("out", "--scale", "1.0", "--fast")
+    result = repair_cli("out", "--scale", "1.0", "--fast", "--workers", "2")
     assert result.exit_code == 0, result.output
     assert "1 tensors repaired" in result.output
     assert (tmp_path / "out" / "model.safetensors").is_file()
@@ -438,6 +475,8 @@ def test_repair_command_runs_and_refuses_options_of_other_methods(tmp_path):
     assert "seed do not apply to method 'dg-hard'" in seeded.output
     again = repair_cli("out")
     assert again.exit_code == 2 and "already exists" in again.output
+    no_workers = repair_cli("out3", "--workers", "0")
+    assert no_workers.exit_code == 2 and "workers must be at least 1" in no_workers.output
 
 
 def test_spectrum_plot_marks_the_planted_rank(tmp_path):

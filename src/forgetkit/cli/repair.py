@@ -45,6 +45,9 @@ def _fixed(
     max_shard_size: Annotated[str | None, typer.Option(
         "--max-shard-size", help="Re-shard the output, e.g. 2GB (default: the fine-tuned layout).")
     ] = None,
+    workers: Annotated[int | None, typer.Option(
+        "--workers", help="On a CPU: tensors repaired side by side, one math thread each "
+        "(default: torch's thread count, at most 8; 1: one at a time).")] = None,
 ) -> None:
     """Repair a fine-tuned checkpoint post hoc: keep the low-rank signal of each weight delta,
     drop its noise (DG-Hard), or apply a baseline; writes merged weights or a LoRA adapter."""
@@ -55,7 +58,7 @@ def _run(fixed: dict[str, Any], options: dict[str, Any]) -> None:
     summary = repair(fixed["base"], fixed["finetuned"], output, method=fixed["method"],
                      overwrite=fixed["overwrite"], device=fixed["device"],
                      as_lora=fixed["as_lora"], max_shard_size=fixed["max_shard_size"],
-                     **options)
+                     workers=fixed["workers"], **options)
     totals = summary["totals"]
     typer.echo(f"{summary['method']}: {totals['repaired']} tensors repaired, "
                f"{totals['kept_finetuned']} kept as fine-tuned, {totals['unchanged']} unchanged "

@@ -42,9 +42,11 @@ from forgetkit.repair.lora_input import LoraAdapter, is_adapter_folder
 from forgetkit.repair.lora_output import LoraAdapterWriter
 from forgetkit.repair.methods import DeltaRepair, RepairMethod, make_method
 from forgetkit.repair.pairs import AdapterPair, CheckpointPair
+from forgetkit.repair.workers import InOrder
 
 SUMMARY_FILE = "repair_summary.json"
 Progress = Callable[[int, int, str], None]
+MAX_DEFAULT_WORKERS = 8  # each holds a delta and its result: memory grows with the count
 
 
 @dataclass
@@ -67,7 +69,8 @@ class TensorRecord:
 def repair(base: str | Path, finetuned: str | Path, output: str | Path, method: str = "dg-hard",
            overwrite: bool = False, *, device: str = "auto", as_lora: bool = False,
            max_shard_size: str | int | None = None, batch_bytes: int | None = None,
-           progress: Progress | None = None, **options: Any) -> dict[str, Any]:
+           workers: int | None = None, progress: Progress | None = None,
+           **options: Any) -> dict[str, Any]:
     """Repair ``finetuned`` against ``base`` and write the result to ``output``.
 
     base: a model folder with safetensors weights, or 'smollm2-135m-instruct'.
@@ -79,6 +82,11 @@ def repair(base: str | Path, finetuned: str | Path, output: str | Path, method: 
     max_shard_size: re-shard the output ('2GB', bytes); default: the fine-tuned layout.
     batch_bytes: stack same-shape deltas up to this size for one batched SVD (default 1 GiB on
         CUDA, off on CPU where batching brings nothing).
+    workers: on a CPU, how many tensors are repaired side by side, each on its own thread
+        with one math thread (default: torch's thread count, at most 8; 1: one tensor at a
+        time with every thread); up to ``workers + 1`` deltas are held at once. Results agree
+        with ``workers=1`` to round-off (``repair/workers.py`` says why this is faster).
+        On CUDA one tensor at a time.
     Returns the summary also written to ``output/repair_summary.json``.
     """
     started = time.perf_counter()
@@ -92,11 +100,17 @@ def repair(base: str | Path, finetuned: str | Path, output: str | Path, method: 
     pair = open_pair(base_dir, ft_dir)
     dev = pick_device(device)
     budget = batch_bytes if batch_bytes is not None else (1 << 30 if dev.type == "cuda" else 0)
+    if workers is not None and workers < 1:
+        raise RepairError(f"workers must be at least 1, got {workers}")
+    if workers is None:
+        workers = 1 if dev.type != "cpu" else min(torch.get_num_threads(),
+                                                  MAX_DEFAULT_WORKERS)
 
     with atomic_output_dir(out, overwrite) as tmp:
         sink = _LoraSink(tmp, pair, base_dir) if as_lora else _MergedSink(tmp, pair,
                                                                            max_shard_size)
-        records = _repair_tensors(pair, rule, dev, sink, budget, progress)
+        with InOrder(workers if dev.type == "cpu" else 1) as pool:
+            records = _repair_tensors(pair, rule, dev, sink, budget, pool, progress)
         if all(r.action == "unchanged" for r in records):
             raise RepairError(f"base {base_dir} and fine-tuned {ft_dir} hold identical weights: "
                               "there is nothing to repair")
@@ -112,7 +126,7 @@ def repair(base: str | Path, finetuned: str | Path, output: str | Path, method: 
 
 
 def _repair_tensors(pair: CheckpointPair | AdapterPair, rule: RepairMethod, dev: torch.device,
-                    sink: _MergedSink | _LoraSink, budget: int,
+                    sink: _MergedSink | _LoraSink, budget: int, pool: InOrder,
                     progress: Progress | None) -> list[TensorRecord]:
     records: dict[str, TensorRecord] = {}
     batched = budget > 0 and rule.spectral and not getattr(rule, "fast", False)
@@ -140,7 +154,7 @@ def _repair_tensors(pair: CheckpointPair | AdapterPair, rule: RepairMethod, dev:
         info = pair.info(name)
         record = TensorRecord(name, list(info.shape), info.dtype, "kept-finetuned", "passthrough")
         if not info.is_float:  # integer buffers: nothing to repair
-            sink.keep_finetuned(name)
+            pool.submit(None, lambda _, n=name: sink.keep_finetuned(n))
             records[name] = record
             continue
         delta = pair.delta(name, dev)
@@ -150,7 +164,7 @@ def _repair_tensors(pair: CheckpointPair | AdapterPair, rule: RepairMethod, dev:
         if energy == 0 and delta is not None and bool(delta.any()):
             energy = float(delta.double().square().sum())
         if energy == 0:
-            sink.keep_base(name)
+            pool.submit(None, lambda _, n=name: sink.keep_base(n))
             spectral = rule.spectral and rule.applies_to(info.shape)
             records[name] = TensorRecord(name, list(info.shape), info.dtype, "unchanged", "none",
                                          kept_rank=0 if spectral else None)
@@ -164,7 +178,7 @@ def _repair_tensors(pair: CheckpointPair | AdapterPair, rule: RepairMethod, dev:
             energy = float(delta.double().square().sum())  # finite entries, float32 overflow
         if not rule.applies_to(info.shape):
             del delta
-            sink.keep_finetuned(name)
+            pool.submit(None, lambda _, n=name: sink.keep_finetuned(n))
             record.energy_kept, record.delta_energy = 1.0, energy
             records[name] = record
         elif batched and delta.numel() * 4 <= budget:
@@ -172,12 +186,13 @@ def _repair_tensors(pair: CheckpointPair | AdapterPair, rule: RepairMethod, dev:
             group.append((name, delta, energy))
             if (len(group) + 1) * delta.numel() * 4 > budget:
                 flush(tuple(info.shape))
-        else:
-            result = rule.repair_delta(delta, name)
-            del delta  # before the merge, which holds W_base and the result
-            finish(name, energy, result)
+        else:  # the worker holds the delta; dropped before the merge, which holds W_base
+            pool.submit(lambda d=delta, n=name: rule.repair_delta(d, n),
+                        lambda result, n=name, e=energy: finish(n, e, result))
+            del delta
     for shape in list(pending):
         flush(shape)
+    pool.drain()
     return [records[n] for n in names]
 
 
