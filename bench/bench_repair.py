@@ -13,7 +13,8 @@ of the process's own address space (on Linux ``ru_maxrss`` also keeps the parent
 time, which would hide the difference being measured).
 
   in-memory: load both state dicts whole, loop ``torch.linalg.svd``, save the result (baseline)
-  streaming: ``forgetkit.repair.repair`` (exact SVD)
+  streaming: ``forgetkit.repair.repair`` (exact SVD; as many tensors side by side as torch
+             has threads, one math thread each, so ``--threads 1`` is one at a time)
   fast:      ``forgetkit.repair.repair(fast=True)``
   io:        the floor of reading both checkpoints and writing one (same I/O code, no math)
   eigh:      the floor of the math, a float32 Gram + ``eigh`` per matrix (math time only)
