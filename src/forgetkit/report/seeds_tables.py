@@ -121,10 +121,11 @@ def p_values_cell(cell: Mapping[str, Any] | None) -> str:
 
 
 def spread_cell(cell: Mapping[str, Any] | None, digits: int = 3) -> str:
-    """'0.812 ± 0.041' (mean ± sample std), the mean alone for one seed, '–' when missing."""
+    """'0.812 ± 0.041' (mean ± sample std); the value alone for one seed or when every seed
+    gave the same (a model no seed trains, like a reference); '–' when missing."""
     if cell is None:
         return "–"
-    if cell["n"] < 2:
+    if cell["n"] < 2 or len(set(cell.get("values", ()))) == 1:
         return fmt(cell["mean"], digits)
     return f"{fmt(cell['mean'], digits)} ± {fmt(cell['std'], digits)}"
 
@@ -154,7 +155,8 @@ def render_seeds(results: Mapping[str, Any], folder: Path) -> Path:
         f"Data drawn with seed {results['data_seed']} in every run; training seeds "
         f"{', '.join(map(str, seeds))} (data order, adapters' initial weights, SEAT's mask and "
         "perturbations, random directions). Each cell: mean ± sample standard deviation "
-        "over the seeds (p-values: each seed's, in order)"
+        "over the seeds (a value alone: the same in every seed; p-values: each seed's, in "
+        "order)"
         + ("" if counts == {len(seeds)} else " (a few measures exist in fewer runs)")
         + ". Two models whose means differ by less than about two standard deviations are "
         "not told apart by these runs.",
@@ -174,4 +176,5 @@ def render_seeds(results: Mapping[str, Any], folder: Path) -> Path:
     return Path(folder)
 
 
-__all__ = ["measure_title", "render_seeds", "seeds_chart", "seeds_table", "spread_cell"]
+__all__ = ["measure_title", "p_values_cell", "render_seeds", "seeds_chart", "seeds_table",
+           "spread_cell"]

@@ -79,8 +79,9 @@ def run_seeds(study: str, run_one: Callable[..., Path], seeds: int, first_seed: 
     if seeds < 1:
         raise UserError(f"--seeds must be at least 1, got {seeds}")
     wanted = [first_seed + k for k in range(seeds)]
-    folder = Path(output) / SEEDS_FOLDER / subfolder
-    summary = results_folder(folder, overwrite or _extends(folder, study, wanted))
+    summary_folder = Path(output) / SEEDS_FOLDER / subfolder
+    summary = results_folder(summary_folder,
+                             overwrite or _extends(summary_folder, study, wanted))
     folders, results = [], []
     for k, seed in enumerate(wanted):
         folder = Path(output) / f"seed-{seed}" / subfolder
